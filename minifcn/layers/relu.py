@@ -1,0 +1,19 @@
+"""The ReLU layer."""
+
+from ..ops.relu import relu, relu_backward
+from .layer import Layer
+
+
+class ReLU(Layer):
+    """y = max(x, 0), any shape."""
+
+    def forward(self, x):
+        y, self._cache = relu(x)
+        return y
+
+    def backward(self, dy):
+        positive = self._take_cache()
+        return relu_backward(dy, positive) if self.input_grad else None
+
+    def __repr__(self):
+        return "ReLU()"

@@ -1,0 +1,48 @@
+"""The loss layer: softmax cross-entropy over pixels, with an ignored label."""
+
+from ..backend import get_array_module
+from ..ops.softmax_cross_entropy import softmax_cross_entropy, softmax_cross_entropy_backward
+from .layer import Layer
+
+
+class SoftmaxCrossEntropy(Layer):
+    """``forward(scores, labels)`` -> 0-d loss; ``backward()`` -> dscores.
+
+    ``normalize=True`` averages over non-ignored pixels; ``False`` sums as the Caffe reference did.
+    ``class_weights`` (K,) optionally weights pixels by their label (e.g. median-frequency balancing).
+    ``check_labels`` validates label values, which reads a flag back from the device; the GPU
+    training loop validates on the host instead and turns it off.
+    """
+
+    def __init__(self, ignore_index=255, normalize=True, class_weights=None, check_labels=True):
+        self.ignore_index = ignore_index
+        self.normalize = normalize
+        self.class_weights = class_weights
+        self.check_labels = check_labels
+        self._prob = None
+
+    def forward(self, scores, labels):
+        """scores (N, K, H, W), labels (N, H, W) integers -> 0-d loss on the scores' device."""
+        weights = self.class_weights
+        if weights is not None:
+            weights = get_array_module(scores).asarray(weights, dtype=scores.dtype)
+        loss, self._cache = softmax_cross_entropy(
+            scores, labels, self.ignore_index, self.normalize, weights, self.check_labels
+        )
+        self._prob = self._cache.prob
+        return loss
+
+    def predictions(self):
+        """The predicted class (N, H, W) of every pixel of the last forward pass (argmax of the softmax,
+        which is the argmax of the scores), computed on the device for the metrics."""
+        if self._prob is None:
+            raise RuntimeError("SoftmaxCrossEntropy.predictions called before forward")
+        return self._prob.argmax(axis=1).astype("int32")
+
+    def backward(self, dloss=1.0):
+        """dscores (N, K, H, W), scaled by ``dloss`` (the gradient of what the loss feeds into)."""
+        self._prob = None
+        return softmax_cross_entropy_backward(self._take_cache(), dloss)
+
+    def __repr__(self):
+        return f"SoftmaxCrossEntropy(ignore_index={self.ignore_index}, normalize={self.normalize})"

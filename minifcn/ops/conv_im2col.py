@@ -1,0 +1,48 @@
+"""Convolution as one matrix product over gathered windows (im2col), for any kernel and stride.
+
+The column matrix holds C*kh*kw numbers per output pixel, so it costs kh*kw times the input's memory:
+cheap for a 3-channel input (conv1_1) or a small map (fc6's 7x7 on pool5), prohibitive for 64 channels
+on a 700x700 map, where ``conv_shift`` takes over. Nothing is cached between passes: the backward
+gathers the windows again rather than holding the column matrix.
+
+Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
+"""
+
+from ..backend import get_array_module
+from .padding import pad2d
+from .windows import gather_windows, scatter_windows
+
+
+def prepare(x, padding):
+    """The padded input (N, C, Hp, Wp) that the other functions read."""
+    return pad2d(x, padding)
+
+
+def forward(xpad, weight, stride, out_hw):
+    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with ``xpad`` (N, C, Hp, Wp)."""
+    xp = get_array_module(xpad, weight)
+    n = xpad.shape[0]
+    o = weight.shape[0]
+    cols = gather_windows(xpad, weight.shape[2:], stride, out_hw)
+    cols = cols.reshape(n, -1, out_hw[0] * out_hw[1])
+    y = xp.matmul(weight.reshape(o, -1), cols)
+    return y.reshape(n, o, *out_hw)
+
+
+def weight_grad(xpad, dy, kernel, stride):
+    """dweight (O, C, kh, kw) from the padded input (N, C, Hp, Wp) and dy (N, O, OH, OW)."""
+    xp = get_array_module(xpad, dy)
+    n, o, oh, ow = dy.shape
+    c = xpad.shape[1]
+    cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(n, -1, oh * ow)
+    dweight = xp.tensordot(dy.reshape(n, o, oh * ow), cols, axes=([0, 2], [0, 2]))
+    return dweight.reshape(o, c, *kernel)
+
+
+def input_grad(dy, weight, stride, padded_hw):
+    """dxpad (N, C, Hp, Wp): each output's gradient spread back over the window it came from."""
+    xp = get_array_module(dy, weight)
+    n, o, oh, ow = dy.shape
+    _, c, kh, kw = weight.shape
+    dcols = xp.matmul(weight.reshape(o, -1).T, dy.reshape(n, o, oh * ow))
+    return scatter_windows(dcols.reshape(n, c, kh, kw, oh, ow), padded_hw, stride)

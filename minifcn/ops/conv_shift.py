@@ -1,0 +1,92 @@
+"""Stride-1 convolution as kh*kw shifted matrix products over the flattened padded input.
+
+Flatten each padded map row by row. Output pixel (i, j) of a stride-1 convolution needs input cell
+(i + a, j + b) for kernel offset (a, b), which in the flat array is position (i * Wp + j) + (a * Wp + b):
+the same shift for every pixel. So for each offset the whole output is one matrix product of the
+weight slice (O, C) with the flat input shifted by ``a * Wp + b`` (C, OH * Wp), and the output is the
+sum of kh*kw such products. No column matrix is ever built, which keeps memory at the size of the
+input (im2col would need kh*kw times that).
+
+The price is that the output is computed on rows of Wp cells, of which the last kw-1 ("wide"
+columns) wrap into the next row and are garbage: they are cut off after the forward pass and set to
+zero in the incoming gradient of the backward pass, so they never contribute.
+"""
+
+from ..backend import get_array_module
+from .padding import pad2d
+
+
+def prepare(x, padding):
+    """The padded input (N, C, Hp + 1, Wp): one spare zero row, because the last offsets read up to
+    kw - 1 cells past the end of the padded map (only into garbage columns)."""
+    return pad2d(x, padding, extra_rows=1)
+
+
+def _widen(dy, wp):
+    """dy (N, O, OH, OW) as (N, O, OH * Wp) with zeros in the Wp - OW garbage columns."""
+    xp = get_array_module(dy)
+    n, o, oh, ow = dy.shape
+    wide = xp.zeros((n, o, oh, wp), dtype=dy.dtype)
+    wide[..., :ow] = dy
+    return wide.reshape(n, o, oh * wp)
+
+
+def forward(xpad, weight, stride, out_hw):
+    """y (N, O, OH, OW) from the prepared input (N, C, Hp + 1, Wp) and weight (O, C, kh, kw)."""
+    xp = get_array_module(xpad, weight)
+    n, c, rows, wp = xpad.shape
+    o, _, kh, kw = weight.shape
+    oh, ow = out_hw
+    length = oh * wp
+    flat = xpad.reshape(n, c, rows * wp)
+    taps = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, O, C): contiguous slices for BLAS
+    y = xp.empty((n, o, length), dtype=xpad.dtype)
+    product = xp.empty_like(y)
+    for a in range(kh):
+        for b in range(kw):
+            shift = a * wp + b
+            target = y if (a, b) == (0, 0) else product
+            xp.matmul(taps[a, b], flat[:, :, shift : shift + length], out=target)
+            if target is product:
+                y += product
+    return xp.ascontiguousarray(y.reshape(n, o, oh, wp)[..., :ow])
+
+
+def weight_grad(xpad, dy, kernel, stride):
+    """dweight (O, C, kh, kw) from the prepared input and dy (N, O, OH, OW)."""
+    xp = get_array_module(xpad, dy)
+    n, c, rows, wp = xpad.shape
+    o, oh = dy.shape[1], dy.shape[2]
+    kh, kw = kernel
+    length = oh * wp
+    flat = xpad.reshape(n, c, rows * wp)
+    dy_wide = _widen(dy, wp)
+    dtaps = xp.empty((kh, kw, o, c), dtype=dy.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            shift = a * wp + b
+            shifted = flat[:, :, shift : shift + length]
+            if n == 1:
+                xp.matmul(dy_wide[0], shifted[0].T, out=dtaps[a, b])
+            else:
+                dtaps[a, b] = xp.matmul(dy_wide, shifted.transpose(0, 2, 1)).sum(axis=0)
+    return xp.ascontiguousarray(dtaps.transpose(2, 3, 0, 1))
+
+
+def input_grad(dy, weight, stride, padded_hw):
+    """dxpad (N, C, Hp, Wp): the adjoint of ``forward``, each shifted product added back in place."""
+    xp = get_array_module(dy, weight)
+    n, o, oh, _ = dy.shape
+    _, c, kh, kw = weight.shape
+    hp, wp = padded_hw
+    length = oh * wp
+    dy_wide = _widen(dy, wp)
+    taps_t = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # (kh, kw, C, O)
+    dflat = xp.zeros((n, c, (hp + 1) * wp), dtype=dy.dtype)
+    product = xp.empty((n, c, length), dtype=dy.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            shift = a * wp + b
+            xp.matmul(taps_t[a, b], dy_wide, out=product)
+            dflat[:, :, shift : shift + length] += product
+    return dflat.reshape(n, c, hp + 1, wp)[:, :, :hp]

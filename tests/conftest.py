@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite: array backends, torch, and the shared real data."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minifcn import backend
+
+BACKENDS = ["numpy", "cupy"]
+
+
+def shared_root():
+    """``$MINIFCN_SHARED``, else ``../shared`` beside the project root."""
+    default = Path(__file__).resolve().parent.parent.parent / "shared"
+    return Path(os.environ.get("MINIFCN_SHARED", default))
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """The array module under test: numpy always, cupy where a CUDA device is present."""
+    if request.param == "numpy":
+        return np
+    if not backend.gpu_available():
+        pytest.skip("CuPy or a CUDA device is not available")
+    return backend.cupy_or_none()
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch for parity tests; skipped where it is missing, except in CI, where it must be there."""
+    try:
+        import torch as torch_module
+    except ImportError:
+        if os.environ.get("MINIFCN_REQUIRE_TORCH") or os.environ.get("CI"):
+            pytest.fail("torch is required for the parity tests in CI: pip install torch==2.13.0")
+        pytest.skip("torch is not installed")
+    torch_module.set_num_threads(max(1, os.cpu_count() or 1))
+    return torch_module
+
+
+@pytest.fixture(scope="session")
+def camvid_root():
+    """The real CamVid folder from ../shared, or skip."""
+    root = shared_root() / "data" / "camvid"
+    if not (root / "train.txt").exists():
+        pytest.skip(f"CamVid not found under {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights_path():
+    """The conv-only VGG16 ImageNet weights from ../shared, or skip."""
+    path = shared_root() / "weights" / "vgg16_imagenet_conv_oihw_bgr.npz"
+    if not path.exists():
+        pytest.skip(f"VGG16 weights not found at {path}")
+    return path
