@@ -1,0 +1,31 @@
+"""Checks shared by every dataset and by the batch loader; each raises DataError naming the file."""
+
+import numpy as np
+
+from .errors import DataError
+
+
+def check_same_size(image, label, image_source, label_source):
+    """Require an image (H, W, 3) and its mask (H, W) to cover the same pixels."""
+    if image.shape[:2] != label.shape[:2]:
+        ih, iw = image.shape[:2]
+        lh, lw = label.shape[:2]
+        raise DataError(
+            f"{label_source}: mask is {lw}x{lh} (width x height) but its image {image_source} is {iw}x{ih}"
+        )
+
+
+def check_labels(label, num_classes, ignore_index, source):
+    """Require every value of ``label`` (any shape, integers) to lie in [0, K) or equal ``ignore_index``.
+
+    Done on the host, once per item, so the loss and the metrics on the GPU need no check of their own
+    (an out-of-range index there would wrap around silently instead of failing).
+    """
+    bad = (label != ignore_index) & ((label < 0) | (label >= num_classes))
+    if bad.any():
+        values = np.unique(label[bad])
+        shown = ", ".join(str(int(v)) for v in values[:8]) + (", ..." if values.size > 8 else "")
+        raise DataError(
+            f"{source}: label values {shown} are out of range: expected 0..{num_classes - 1} "
+            f"or {ignore_index} (ignored)"
+        )
