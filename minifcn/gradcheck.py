@@ -58,7 +58,10 @@ def numerical_gradient(forward, array, dy, eps=1e-6):
 
 
 def directional_derivative(forward, array, dy, direction, eps=1e-6):
-    """(f(x + eps d) - f(x - eps d)) / (2 eps) for f = sum(forward() * dy), perturbing ``array`` in place."""
+    """(f(x + eps d) - f(x - eps d)) / (2 eps) for f = sum(forward() * dy), perturbing ``array`` in place.
+
+    ``direction`` has ``array``'s shape and lives on its device; ``dy`` is a host array.
+    """
     original = array.copy()
     array += eps * direction
     plus = _objective(forward, dy)
@@ -87,7 +90,10 @@ def check_gradients(forward, backward, arrays, seed=0, eps=1e-6, directional=())
             raise ValueError(f"{name}: gradient checks need float64 arrays, got {array.dtype}")
         if name in directional:
             direction = rng.standard_normal(array.shape)
-            numeric = directional_derivative(forward, array, dy_host, direction, eps)
+            # Drawn on the host (the same direction whatever the backend), then moved to the array's
+            # device: CuPy refuses to add a NumPy array into a CuPy one.
+            on_device = get_array_module(array).asarray(direction)
+            numeric = directional_derivative(forward, array, dy_host, on_device, eps)
             projected = float((to_numpy(analytic[name]).astype(np.float64) * direction).sum())
             scale = max(abs(projected), abs(numeric))
             errors[name] = 0.0 if scale == 0 else abs(projected - numeric) / scale
@@ -105,7 +111,8 @@ def check_layer(layer, *inputs, seed=0, eps=1e-6, directional=()):
     passes see the same mask. Returns ``{"input": error, parameter name: error, ...}``.
     """
     inputs = list(inputs)
-    inputs[0] = np.array(inputs[0], dtype=np.float64)
+    # A float64 copy on the input's own device (np.array would refuse a CuPy array).
+    inputs[0] = get_array_module(inputs[0]).array(inputs[0], dtype=np.float64)
     parameters = dict(layer.parameters())
     for parameter in parameters.values():
         parameter.astype(np.float64)

@@ -41,11 +41,14 @@ class Conv2d(Layer):
     def backward(self, dy):
         """Add dweight, dbias into the parameters' grads; return dx (N, C, H, W) or None."""
         weight_grad = self.weight.requires_grad
+        bias_grad = self.bias is not None and self.bias.requires_grad
         dx, dweight, dbias = conv2d_backward(dy, self._take_cache(), self.input_grad, weight_grad)
         if weight_grad:
             self.weight.accumulate(dweight)
-            if self.bias is not None and self.bias.requires_grad:
-                self.bias.accumulate(dbias)
+        if bias_grad:
+            # A frozen weight may sit under a trainable bias; its gradient needs only dy, not the
+            # (skipped) weight gradient.
+            self.bias.accumulate(dy.sum(axis=(0, 2, 3)) if dbias is None else dbias)
         return dx
 
     def __repr__(self):

@@ -44,11 +44,14 @@ class ConvTranspose2d(Layer):
     def backward(self, dy):
         """Add the parameter gradients; return dx (N, Cin, H, W), or None if ``input_grad`` is False."""
         weight_grad = self.weight.requires_grad
+        bias_grad = self.bias is not None and self.bias.requires_grad
         dx, dweight, dbias = conv_transpose2d_backward(dy, self._take_cache(), self.input_grad, weight_grad)
         if weight_grad:
             self.weight.accumulate(dweight)
-            if self.bias is not None and self.bias.requires_grad:
-                self.bias.accumulate(dbias)
+        if bias_grad:
+            # A frozen weight may sit under a trainable bias; its gradient needs only dy, not the
+            # (skipped) weight gradient.
+            self.bias.accumulate(dy.sum(axis=(0, 2, 3)) if dbias is None else dbias)
         return dx
 
     def __repr__(self):

@@ -19,7 +19,6 @@ class SoftmaxCrossEntropy(Layer):
         self.normalize = normalize
         self.class_weights = class_weights
         self.check_labels = check_labels
-        self._prob = None
 
     def forward(self, scores, labels):
         """scores (N, K, H, W), labels (N, H, W) integers -> 0-d loss on the scores' device."""
@@ -29,19 +28,17 @@ class SoftmaxCrossEntropy(Layer):
         loss, self._cache = softmax_cross_entropy(
             scores, labels, self.ignore_index, self.normalize, weights, self.check_labels
         )
-        self._prob = self._cache.prob
         return loss
 
     def predictions(self):
         """The predicted class (N, H, W) of every pixel of the last forward pass (argmax of the softmax,
         which is the argmax of the scores), computed on the device for the metrics."""
-        if self._prob is None:
-            raise RuntimeError("SoftmaxCrossEntropy.predictions called before forward")
-        return self._prob.argmax(axis=1).astype("int32")
+        if getattr(self, "_cache", None) is None:
+            raise RuntimeError("SoftmaxCrossEntropy.predictions needs a forward pass and must come before backward")
+        return self._cache.prob.argmax(axis=1).astype("int32")
 
     def backward(self, dloss=1.0):
         """dscores (N, K, H, W), scaled by ``dloss`` (the gradient of what the loss feeds into)."""
-        self._prob = None
         return softmax_cross_entropy_backward(self._take_cache(), dloss)
 
     def __repr__(self):
