@@ -10,6 +10,7 @@ Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
 
 from ..backend import get_array_module
 from .padding import pad2d
+from .products import sum_of_products
 from .windows import gather_windows, scatter_windows
 
 
@@ -31,12 +32,10 @@ def forward(xpad, weight, stride, out_hw):
 
 def weight_grad(xpad, dy, kernel, stride):
     """dweight (O, C, kh, kw) from the padded input (N, C, Hp, Wp) and dy (N, O, OH, OW)."""
-    xp = get_array_module(xpad, dy)
     n, o, oh, ow = dy.shape
     c = xpad.shape[1]
     cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(n, -1, oh * ow)
-    dweight = xp.tensordot(dy.reshape(n, o, oh * ow), cols, axes=([0, 2], [0, 2]))
-    return dweight.reshape(o, c, *kernel)
+    return sum_of_products(dy.reshape(n, o, oh * ow), cols).reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):

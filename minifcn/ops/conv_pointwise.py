@@ -8,6 +8,7 @@ every position. That is what lets FCN turn a classifier's fully connected layers
 
 from ..backend import get_array_module
 from .padding import pad2d
+from .products import sum_of_products
 
 
 def prepare(x, padding):
@@ -37,8 +38,7 @@ def weight_grad(xpad, dy, kernel, stride):
     n, o = dy.shape[:2]
     c = xpad.shape[1]
     x = xp.ascontiguousarray(_sampled(xpad, stride)).reshape(n, c, -1)
-    dweight = xp.tensordot(dy.reshape(n, o, -1), x, axes=([0, 2], [0, 2]))
-    return dweight.reshape(o, c, 1, 1)
+    return sum_of_products(dy.reshape(n, o, -1), x).reshape(o, c, 1, 1)
 
 
 def input_grad(dy, weight, stride, padded_hw):

@@ -14,6 +14,7 @@ zero in the incoming gradient of the backward pass, so they never contribute.
 
 from ..backend import get_array_module
 from .padding import pad2d
+from .products import sum_of_products
 
 
 def prepare(x, padding):
@@ -65,11 +66,7 @@ def weight_grad(xpad, dy, kernel, stride):
     for a in range(kh):
         for b in range(kw):
             shift = a * wp + b
-            shifted = flat[:, :, shift : shift + length]
-            if n == 1:
-                xp.matmul(dy_wide[0], shifted[0].T, out=dtaps[a, b])
-            else:
-                dtaps[a, b] = xp.matmul(dy_wide, shifted.transpose(0, 2, 1)).sum(axis=0)
+            dtaps[a, b] = sum_of_products(dy_wide, flat[:, :, shift : shift + length])
     return xp.ascontiguousarray(dtaps.transpose(2, 3, 0, 1))
 
 
