@@ -1,0 +1,58 @@
+"""What the command lines share: exit codes, one-line errors, the device check.
+
+Exit codes (**contract**): 0 success, 2 bad usage or bad input (one line on stderr, no traceback),
+1 an unexpected failure (with its traceback, because that is a bug to report).
+"""
+
+import sys
+import traceback
+
+from .backend import DeviceUnavailableError, check_device
+
+
+class UsageError(ValueError):
+    """The user asked for something that cannot be done as asked (exit code 2)."""
+
+
+def user_errors():
+    """The exception types that mean "bad input" rather than "bug"."""
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .pth import UnsafeOrCorruptPthError
+
+    return (UsageError, DataError, CheckpointError, UnsafeOrCorruptPthError, DeviceUnavailableError, FileNotFoundError,
+            IsADirectoryError, PermissionError, FileExistsError)
+
+
+def run(main, argv, prog):
+    """Call ``main(argv)`` and turn exceptions into the exit codes above; return the code."""
+    try:
+        code = main(argv)
+        return 0 if code is None else code
+    except user_errors() as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory; try a smaller --crop-size or --batch-size", file=sys.stderr)
+        return 2
+    except Exception:
+        traceback.print_exc()
+        print(f"{prog}: unexpected failure (a bug; please report it with the traceback above)", file=sys.stderr)
+        return 1
+
+
+def one_line(error):
+    """An exception's message on one line (file-not-found errors name the file)."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def resolve_device(device):
+    """Validate ``--device``; a malformed name or a missing GPU becomes a UsageError (exit 2)."""
+    try:
+        return check_device(device)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except DeviceUnavailableError as error:
+        raise UsageError(str(error)) from None

@@ -1,0 +1,137 @@
+"""python -m minifcn.train: train an FCN on the synthetic shapes (the default), CamVid, VOC or a folder.
+
+With no arguments it trains a small FCN-8s on procedurally generated shapes on the CPU in a few
+minutes, no download needed. Everything the run produces goes to a new run directory:
+
+    config.json            the options of the run (``--resume`` reads them back)
+    log.csv                one row per evaluation: epoch, iteration, losses, the four scores, seconds
+    best.npz, last.npz     checkpoints (best validation mean IoU; latest), minifcn format
+    learning_curves.png    loss and validation mean IoU against iterations
+    predictions.png        image / ground truth / prediction for a few validation images
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .cli import UsageError, resolve_device, run
+from .trainer import Trainer, TrainingConfig
+
+PROG = "python -m minifcn.train"
+
+
+def build_parser():
+    defaults = TrainingConfig()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train FCN-8s/16s/32s. With no arguments: a small FCN-8s on the built-in synthetic shapes, "
+                    "on the CPU, in a few minutes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", choices=["synthetic", "camvid", "voc", "folder"], default=defaults.data,
+                      help="dataset kind")
+    data.add_argument("--data-root", help="dataset folder (camvid, voc, folder)")
+    data.add_argument("--train-split", default=None, help="split to train on (default: train)")
+    data.add_argument("--val-split", default=None, help="split to validate on (default: val)")
+    data.add_argument("--crop-size", type=int, default=None,
+                      help="random square crops of this size (padded with the ignore label); default: whole images")
+    data.add_argument("--flip", action=argparse.BooleanOptionalAction, default=defaults.flip,
+                      help="random horizontal flips")
+    data.add_argument("--scale", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                      help="random rescaling of training images by a factor in [LOW, HIGH]")
+    data.add_argument("--synthetic-size", type=int, nargs=2, metavar=("TRAIN", "VAL"), default=defaults.synthetic_size,
+                      help="number of synthetic training and validation images")
+    data.add_argument("--image-size", type=int, default=defaults.image_size, help="synthetic image size")
+    data.add_argument("--max-val-images", type=int, default=None, help="validate on the first N images only")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--arch", choices=["fcn8s", "fcn16s", "fcn32s"], default=defaults.arch)
+    model.add_argument("--width", type=float, default=None,
+                       help="channel width multiplier of the VGG16 trunk (1 = VGG16); "
+                            "default 0.25 on synthetic data, 1 otherwise")
+    model.add_argument("--fc-channels", type=int, default=None,
+                       help="channels of fc6 and fc7 (4096 in the reference); default 256 on synthetic data")
+    model.add_argument("--geometry", choices=["reference", "compact"], default=None,
+                       help="reference: conv1_1 pad 100 as the original; compact: about half the FLOPs. "
+                            "Default compact on synthetic data, reference otherwise")
+    model.add_argument("--init", metavar="CHECKPOINT",
+                       help="start from a converted VGG16 or FCN checkpoint (python -m minifcn.convert)")
+    model.add_argument("--freeze", metavar="LAYER", help="train only the layers above LAYER (e.g. conv2_2, pool2)")
+    model.add_argument("--at-once", action="store_true", help="scale pool4 by 0.01 and pool3 by 0.0001 (reference)")
+    model.add_argument("--learn-upsampling", action="store_true", help="let the bilinear upsampling learn")
+    model.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout after fc6 and fc7")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int, default=defaults.epochs)
+    optim.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    optim.add_argument("--lr", type=float, default=defaults.lr, help="base learning rate")
+    optim.add_argument("--lr-policy", choices=["poly", "fixed"], default=defaults.lr_policy,
+                       help="poly: lr * (1 - t/T)^0.9; fixed: constant, as the reference")
+    optim.add_argument("--warmup", type=int, default=defaults.warmup, help="iterations of linear warm-up")
+    optim.add_argument("--momentum", type=float, default=defaults.momentum)
+    optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    optim.add_argument("--loss-normalize", action=argparse.BooleanOptionalAction, default=defaults.loss_normalize,
+                       help="average the loss over labelled pixels (--no-loss-normalize sums, as the reference)")
+    optim.add_argument("--class-weights", choices=["none", "median-frequency"], default=defaults.class_weights,
+                       help="weight the loss per class (median-frequency balancing helps rare classes)")
+
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--device", default=defaults.device, help="cpu, gpu or gpu:N")
+    run_group.add_argument("--seed", type=int, default=defaults.seed)
+    run_group.add_argument("--out", default=None, help="run directory (default: runs/<date>-<time>-<arch>)")
+    run_group.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
+    run_group.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last.npz")
+    run_group.add_argument("--eval-every", type=int, default=defaults.eval_every, help="validate every N epochs")
+    run_group.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                           help="stop after this many minutes of training (saving last.npz), resumable")
+    run_group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def config_from_args(args):
+    """A TrainingConfig from parsed arguments, with the data-dependent defaults filled in."""
+    synthetic = args.data == "synthetic"
+    values = {key: value for key, value in vars(args).items() if key in TrainingConfig.__dataclass_fields__}
+    values["width"] = args.width if args.width is not None else (0.25 if synthetic else 1.0)
+    values["fc_channels"] = args.fc_channels if args.fc_channels is not None else (256 if synthetic else 4096)
+    values["geometry"] = args.geometry or ("compact" if synthetic else "reference")
+    values["scale"] = tuple(args.scale) if args.scale else None
+    values["synthetic_size"] = tuple(args.synthetic_size)
+    return TrainingConfig(**values)
+
+
+def default_run_dir(arch):
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{arch}"
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.resume:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise UsageError(f"{run_dir}: not a run directory to resume (no config.json)")
+        config = TrainingConfig.from_json(config_path.read_text())
+        resolve_device(config.device)
+        trainer = Trainer(config, run_dir, progress=not args.no_progress, time_limit=args.time_limit)
+        trainer.resume()
+    else:
+        config = config_from_args(args)
+        config.validate()
+        config.device = resolve_device(config.device)
+        run_dir = Path(args.out) if args.out else default_run_dir(config.arch)
+        if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
+            raise UsageError(f"{run_dir} exists and is not empty; choose another --out, add --overwrite, "
+                             f"or --resume {run_dir}")
+        # Open the data and build the model before creating anything, so bad input leaves no debris.
+        trainer = Trainer(config, run_dir, progress=not args.no_progress, time_limit=args.time_limit)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return trainer.fit()
+
+
+if __name__ == "__main__":
+    sys.exit(run(main, None, PROG))

@@ -1,0 +1,108 @@
+"""Pictures: label maps in colour, overlays, learning curves and image/truth/prediction grids.
+
+Figures are drawn with matplotlib's object API on an Agg canvas (never pyplot), so saving a figure
+works on a machine without a display and does not touch the user's matplotlib backend.
+"""
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from PIL import Image
+
+IGNORED_COLOR = (0, 0, 0)
+
+
+def colorize(labels, colors, ignore_index=255):
+    """labels (H, W) integers -> (H, W, 3) uint8 RGB using ``colors`` (K, 3); ignored pixels black."""
+    colors = np.asarray(colors, dtype=np.uint8)
+    labels = np.asarray(labels)
+    valid = (labels >= 0) & (labels < len(colors))
+    out = np.zeros(labels.shape + (3,), np.uint8)
+    out[valid] = colors[labels[valid]]
+    out[labels == ignore_index] = IGNORED_COLOR
+    return out
+
+
+def palette_image(labels, colors):
+    """A mode "P" PIL image whose pixel values are the labels (H, W) and whose palette is ``colors``:
+    the file keeps the class indices exactly and still looks right in any image viewer."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise ValueError(f"labels must be in [0, 255] for a palette PNG, got [{labels.min()}, {labels.max()}]")
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: len(colors)] = np.asarray(colors, np.uint8)[:256]
+    image.putpalette(palette.reshape(-1).tolist())
+    return image
+
+
+def overlay(image, labels, colors, alpha=0.5, ignore_index=255):
+    """image (H, W, 3) uint8 blended with the coloured labels (H, W); ignored pixels left as they are."""
+    coloured = colorize(labels, colors, ignore_index).astype(np.float32)
+    blended = (1 - alpha) * image.astype(np.float32) + alpha * coloured
+    keep = np.asarray(labels) == ignore_index
+    blended[keep] = image[keep]
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def legend_handles(class_names, colors, present=None):
+    """matplotlib patches for a legend, optionally only for the classes in ``present``."""
+    colors = np.asarray(colors, np.float32) / 255
+    indices = range(len(class_names)) if present is None else sorted(present)
+    return [Patch(facecolor=colors[i], edgecolor="black", label=class_names[i]) for i in indices]
+
+
+def overlay_with_legend(image, labels, class_names, colors, path, alpha=0.5, ignore_index=255):
+    """Save the overlay of ``labels`` on ``image`` with a legend of the classes present."""
+    height, width = labels.shape
+    figure = Figure(figsize=(max(4.0, width / 100 + 2.2), max(3.0, height / 100 + 0.4)), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_axes([0, 0, width / 100 / figure.get_figwidth(), 1])
+    axes.imshow(overlay(image, labels, colors, alpha, ignore_index))
+    axes.set_axis_off()
+    present = {int(v) for v in np.unique(labels) if 0 <= v < len(class_names)}
+    figure.legend(handles=legend_handles(class_names, colors, present), loc="center right", fontsize=8, frameon=False)
+    figure.savefig(path)
+
+
+def save_learning_curves(rows, path):
+    """Train and validation loss, and validation mean IoU, against iterations, from log rows (dicts
+    with iteration, train_loss, val_loss, mean_iou)."""
+    iterations = [row["iteration"] for row in rows]
+    figure = Figure(figsize=(10, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    loss_axes, iou_axes = figure.subplots(1, 2)
+    loss_axes.plot(iterations, [row["train_loss"] for row in rows], "o-", label="train")
+    loss_axes.plot(iterations, [row["val_loss"] for row in rows], "o-", label="validation")
+    loss_axes.set_xlabel("iteration")
+    loss_axes.set_ylabel("loss")
+    loss_axes.legend()
+    loss_axes.grid(alpha=0.3)
+    iou_axes.plot(iterations, [row["mean_iou"] for row in rows], "o-", color="tab:green")
+    iou_axes.set_xlabel("iteration")
+    iou_axes.set_ylabel("validation mean IoU")
+    iou_axes.set_ylim(0, 1)
+    iou_axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def save_prediction_grid(images, truths, predictions, class_names, colors, path, ignore_index=255, titles=None):
+    """One row per example: image, ground truth, prediction; a legend of all classes below."""
+    rows = len(images)
+    figure = Figure(figsize=(9, 3 * rows + 0.8), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = np.asarray(figure.subplots(rows, 3, squeeze=False))
+    column_titles = titles or ("image", "ground truth", "prediction")
+    for row in range(rows):
+        panels = (images[row], colorize(truths[row], colors, ignore_index), colorize(predictions[row], colors, ignore_index))
+        for column, panel in enumerate(panels):
+            axes[row, column].imshow(panel, interpolation="nearest")
+            axes[row, column].set_axis_off()
+            if row == 0:
+                axes[row, column].set_title(column_titles[column])
+    figure.legend(handles=legend_handles(class_names, colors), loc="lower center", ncol=min(6, len(class_names)),
+                  fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0.6 / (3 * rows + 0.8), 1, 1))
+    figure.savefig(path)
