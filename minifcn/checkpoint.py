@@ -35,24 +35,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minifcn.backend import to_numpy
+from minifcn.data.transforms import (  # noqa: F401  (re-exported: checkpoints name them)
+    PREPROCESSING_CAFFE_FCN,
+    PREPROCESSING_CAFFE_VGG16,
+    PREPROCESSING_TORCHVISION,
+)
 
 FORMAT = "minifcn-checkpoint"
 VERSION = 1
 METADATA_KEY = "__metadata__"
 EXTRA_PREFIX = "__extra__/"
 ARCHES = ("fcn8s", "fcn16s", "fcn32s", "vgg16")
-
-# The input conventions that weights in the wild were trained with (mean/std in channel_order's order).
-PREPROCESSING_CAFFE_VGG16 = {  # the original VGG16 release (and ../shared/weights)
-    "channel_order": "BGR", "scale": 255.0, "mean": [103.939, 116.779, 123.68], "std": [1.0, 1.0, 1.0],
-}
-PREPROCESSING_CAFFE_FCN = {  # the reference FCN models: the VOC-trained mean, also BGR 0..255
-    "channel_order": "BGR", "scale": 255.0, "mean": [104.00698793, 116.66876762, 122.67891434],
-    "std": [1.0, 1.0, 1.0],
-}
-PREPROCESSING_TORCHVISION = {  # torchvision's ImageNet models: RGB in [0, 1], mean/std normalised
-    "channel_order": "RGB", "scale": 1.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-}
 
 
 class CheckpointError(ValueError):

@@ -16,19 +16,17 @@ from PIL import Image
 from ..backend import to_numpy
 from .errors import DataError
 
-# The Caffe FCN reference (and VGG16 as trained in Caffe): BGR 0..255 minus the ImageNet mean.
-CAFFE_VGG_PREPROCESSING = {
-    "channel_order": "BGR",
-    "scale": 255.0,
-    "mean": [104.00698793, 116.66876762, 122.67891434],
+# The input conventions that weights in the wild were trained with (mean and std in channel_order's
+# order and on its scale).
+PREPROCESSING_CAFFE_VGG16 = {  # the original VGG16 release (and ../shared/weights): BGR 0..255 minus mean
+    "channel_order": "BGR", "scale": 255.0, "mean": [103.939, 116.779, 123.68], "std": [1.0, 1.0, 1.0],
+}
+PREPROCESSING_CAFFE_FCN = {  # the reference FCN models: the same convention with their own mean
+    "channel_order": "BGR", "scale": 255.0, "mean": [104.00698793, 116.66876762, 122.67891434],
     "std": [1.0, 1.0, 1.0],
 }
-# torchvision's ImageNet models: RGB 0..1, minus mean, over std.
-TORCHVISION_PREPROCESSING = {
-    "channel_order": "RGB",
-    "scale": 1.0,
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
+PREPROCESSING_TORCHVISION = {  # torchvision's ImageNet models: RGB in [0, 1], minus mean, over std
+    "channel_order": "RGB", "scale": 1.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
 }
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from minifcn.data import DataError
 from minifcn.data.transforms import (
-    CAFFE_VGG_PREPROCESSING,
-    TORCHVISION_PREPROCESSING,
+    PREPROCESSING_CAFFE_FCN,
+    PREPROCESSING_TORCHVISION,
     denormalize,
     normalize,
     random_crop,
@@ -22,7 +22,7 @@ def image():
 
 
 def test_caffe_preprocessing_by_hand(image):
-    x = normalize(image, CAFFE_VGG_PREPROCESSING)
+    x = normalize(image, PREPROCESSING_CAFFE_FCN)
     assert x.shape == (3, 5, 7) and x.dtype == np.float32 and x.flags.c_contiguous
     # Channel 0 of the input is blue, BGR, 0..255, minus the BGR mean.
     np.testing.assert_allclose(x[0], image[:, :, 2] - 104.00698793, rtol=1e-6, atol=1e-4)
@@ -30,7 +30,7 @@ def test_caffe_preprocessing_by_hand(image):
 
 
 def test_torchvision_preprocessing_by_hand(image):
-    x = normalize(image, TORCHVISION_PREPROCESSING)
+    x = normalize(image, PREPROCESSING_TORCHVISION)
     np.testing.assert_allclose(x[0], (image[:, :, 0] / 255 - 0.485) / 0.229, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(x[1], (image[:, :, 1] / 255 - 0.456) / 0.224, rtol=1e-5, atol=1e-6)
 
@@ -41,10 +41,10 @@ def test_torchvision_preprocessing_matches_torchvision(image, torch):
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     expected = ((tensor - mean) / std).numpy()
-    np.testing.assert_allclose(normalize(image, TORCHVISION_PREPROCESSING), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(normalize(image, PREPROCESSING_TORCHVISION), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("preprocessing", [CAFFE_VGG_PREPROCESSING, TORCHVISION_PREPROCESSING])
+@pytest.mark.parametrize("preprocessing", [PREPROCESSING_CAFFE_FCN, PREPROCESSING_TORCHVISION])
 def test_denormalize_inverts_normalize(image, preprocessing):
     np.testing.assert_array_equal(denormalize(normalize(image, preprocessing), preprocessing), image)
     batch = np.stack([image, image[::-1]])
@@ -55,11 +55,11 @@ def test_denormalize_inverts_normalize(image, preprocessing):
 
 def test_bad_preprocessing(image):
     with pytest.raises(DataError, match="channel_order"):
-        normalize(image, {**CAFFE_VGG_PREPROCESSING, "channel_order": "GBR"})
+        normalize(image, {**PREPROCESSING_CAFFE_FCN, "channel_order": "GBR"})
     with pytest.raises(DataError, match="need channel_order, scale, mean and std"):
         normalize(image, {"scale": 1.0})
     with pytest.raises(DataError, match="mean and std must be 3 numbers"):
-        normalize(image, {**CAFFE_VGG_PREPROCESSING, "std": [1.0, 0.0, 1.0]})
+        normalize(image, {**PREPROCESSING_CAFFE_FCN, "std": [1.0, 0.0, 1.0]})
 
 
 def test_random_crop_inside_the_image(image):
