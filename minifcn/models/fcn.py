@@ -17,8 +17,8 @@ With at_once, pool4 and pool3 are scaled by 0.01 and 0.0001 before their score l
 """
 
 from ..layers import Crop
-from .fcn_base import FCNBase, placed
-from .geometry import Placement, crop_offset
+from .fcn_base import FCNBase
+from .geometry import Placement, crop_offset, placed
 
 
 class FCN32s(FCNBase):

@@ -7,9 +7,9 @@ from collections import OrderedDict
 import numpy as np
 
 from ..backend import to_device, to_numpy
-from ..layers import Conv2d, ConvTranspose2d, Dropout, MaxPool2d, ReLU
+from ..layers import Conv2d, ConvTranspose2d, Dropout, ReLU
 from .fusion import Fusion
-from .geometry import LayerGeometry, Placement
+from .geometry import Placement, layer_geometry, placed  # noqa: F401  (layer_geometry re-exported)
 from .sequential import Sequential
 from .vgg import scaled_channels, vgg16_blocks
 
@@ -21,27 +21,6 @@ GEOMETRIES = {
     # About half the FLOPs on a 360x480 image: no 100-pixel border to convolve; fc6 padded instead.
     "compact": {"first_padding": 1, "fc6_padding": 3, "pad_upsampling": True, "crop_skips": False},
 }
-
-
-def layer_geometry(layer):
-    """The LayerGeometry of a layer that moves or rescales the grid, None for an element-wise one."""
-    if isinstance(layer, ConvTranspose2d):
-        return LayerGeometry(layer.kernel_size, layer.stride, layer.padding, transposed=True)
-    if isinstance(layer, Conv2d):
-        return LayerGeometry(layer.kernel_size, layer.stride, layer.padding)
-    if isinstance(layer, MaxPool2d):
-        return LayerGeometry(layer.kernel_size, layer.stride, 0)
-    return None
-
-
-def placed(placement, *layers):
-    """``placement`` carried through ``layers`` (layers or Sequentials)."""
-    for item in layers:
-        for layer in ([layer for _, layer in item] if isinstance(item, Sequential) else [item]):
-            geometry = layer_geometry(layer)
-            if geometry is not None:
-                placement = placement.through(geometry)
-    return placement
 
 
 def add_gradients(a, b):

@@ -21,6 +21,9 @@ comes out 0: the maps are aligned by construction and the crops only trim the ce
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..layers import Conv2d, ConvTranspose2d, MaxPool2d
+from .sequential import Sequential
+
 
 @dataclass(frozen=True)
 class LayerGeometry:
@@ -64,3 +67,24 @@ def crop_offset(large, small):
     if offset.denominator != 1 or offset < 0:
         raise ValueError(f"maps are misaligned by {offset} cells: check kernels, strides and paddings")
     return int(offset)
+
+
+def layer_geometry(layer):
+    """The LayerGeometry of a layer that moves or rescales the grid, None for an element-wise one."""
+    if isinstance(layer, ConvTranspose2d):
+        return LayerGeometry(layer.kernel_size, layer.stride, layer.padding, transposed=True)
+    if isinstance(layer, Conv2d):
+        return LayerGeometry(layer.kernel_size, layer.stride, layer.padding)
+    if isinstance(layer, MaxPool2d):
+        return LayerGeometry(layer.kernel_size, layer.stride, 0)
+    return None
+
+
+def placed(placement, *layers):
+    """``placement`` carried through ``layers`` (layers or Sequentials)."""
+    for item in layers:
+        for layer in ([layer for _, layer in item] if isinstance(item, Sequential) else [item]):
+            geometry = layer_geometry(layer)
+            if geometry is not None:
+                placement = placement.through(geometry)
+    return placement

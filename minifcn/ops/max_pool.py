@@ -1,9 +1,10 @@
 """Max pooling with Caffe's ceil mode, and its backward pass.
 
 Why ceil mode: Caffe rounds the output size up, so the last window may hang over the bottom or right
-edge and takes the max of the cells it covers. The reference FCN was trained that way, and its crop
-offsets (5, 9, 31) only come out right with it. As in PyTorch, a last window that would start past
-the edge is dropped.
+edge and takes the max of the cells it covers. No border row or column is ever dropped, and the
+reference FCN was trained that way, so its weights see the same maps here. (The crop offsets do not
+depend on the rounding, only on kernels, strides and paddings.) As in PyTorch, a last window that
+would start past the edge is dropped.
 
 The forward pass is separable: the max over a kh x kw window is the max over kw columns of the max
 over kh rows, so it takes kh + kw strided ``maximum`` calls over whole maps rather than kh * kw (and
