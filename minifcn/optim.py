@@ -1,13 +1,19 @@
-"""Stochastic gradient descent with momentum and weight decay, as Caffe does it, and learning-rate schedules.
+"""Optimizers (SGD with momentum as Caffe does it, and Adam) and learning-rate schedules.
 
-For each parameter w with gradient g, learning rate lr * lr_mult and decay wd * decay_mult:
+SGD, for each parameter w with gradient g, learning rate lr * lr_mult and decay wd * decay_mult:
 
     v <- momentum * v - lr * lr_mult * (g + wd * decay_mult * w)
     w <- w + v
 
-The per-parameter multipliers come from the Parameter (the reference trains biases at twice the
-rate and without decay). Frozen parameters (``requires_grad`` False) are skipped. Velocities live on
-the parameters' device and are created on the first step.
+This is what the reference trained FCN with, starting from ImageNet weights. Adam (Kingma & Ba) is
+there for training from scratch: a plain 15-layer network without normalisation layers, whose
+gradients differ in scale by orders of magnitude from layer to layer, learns about twice as fast per
+step with Adam's per-element step sizes (measured on the synthetic shapes; see the README).
+
+Both take the per-parameter multipliers from the Parameter (the reference trains biases at twice the
+rate and without decay) and skip frozen parameters (``requires_grad`` False). Their state lives on the
+parameters' device, is created on the first step, and round-trips through ``state_dict`` for exact
+resumption.
 """
 
 import math
@@ -58,6 +64,80 @@ class SGD:
         if problems:
             raise ValueError(f"optimizer state does not fit the model: {', '.join(problems)}")
         self.velocity = {name: to_device(np.asarray(value, np.float32), device) for name, value in state.items()}
+
+
+class Adam:
+    """Adam over ``parameters``, an iterable of ``(name, Parameter)``; weight decay is added to the
+    gradient (L2, as ``torch.optim.Adam``), so one update with gradient g is
+
+        g' = g + wd * decay_mult * w
+        m <- beta1 * m + (1 - beta1) * g'            v <- beta2 * v + (1 - beta2) * g'^2
+        w <- w - lr * lr_mult * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+    """
+
+    def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        beta1, beta2 = betas
+        if lr < 0 or not 0 <= beta1 < 1 or not 0 <= beta2 < 1 or eps <= 0 or weight_decay < 0:
+            raise ValueError(f"need lr >= 0, 0 <= betas < 1, eps > 0, weight_decay >= 0; "
+                             f"got {lr}, {betas}, {eps}, {weight_decay}")
+        self.parameters = list(parameters)
+        self.lr = lr
+        self.beta1, self.beta2 = beta1, beta2
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.steps = 0
+        self.moments = {}  # name -> (first moment m, second moment v)
+
+    def step(self, lr=None):
+        """Update every trainable parameter once, with ``lr`` (or the optimizer's own rate)."""
+        lr = self.lr if lr is None else lr
+        self.steps += 1
+        first_correction = 1 - self.beta1**self.steps
+        second_correction = 1 - self.beta2**self.steps
+        for name, parameter in self.parameters:
+            if not parameter.requires_grad:
+                continue
+            xp = get_array_module(parameter.data)
+            if name not in self.moments:
+                self.moments[name] = (xp.zeros_like(parameter.data), xp.zeros_like(parameter.data))
+            first, second = self.moments[name]
+            grad = parameter.grad
+            decay = self.weight_decay * parameter.decay_mult
+            if decay:
+                grad = grad + decay * parameter.data
+            first *= self.beta1
+            first += (1 - self.beta1) * grad
+            second *= self.beta2
+            second += (1 - self.beta2) * (grad * grad)
+            denominator = xp.sqrt(second / second_correction)
+            denominator += self.eps
+            parameter.data -= (lr * parameter.lr_mult / first_correction) * first / denominator
+
+    def state_dict(self):
+        """The moments and the step count as host arrays (for checkpoints and exact resumption)."""
+        state = {"steps": np.array(self.steps, np.int64)}
+        for name, (first, second) in self.moments.items():
+            state[f"m/{name}"] = to_numpy(first).copy()
+            state[f"v/{name}"] = to_numpy(second).copy()
+        return state
+
+    def load_state_dict(self, state, device="cpu"):
+        """Restore what ``state_dict`` saved; moment names must be parameters of this optimizer."""
+        shapes = {name: parameter.shape for name, parameter in self.parameters}
+        moments, problems = {}, []
+        for key, value in state.items():
+            if key == "steps":
+                continue
+            kind, _, name = key.partition("/")
+            if kind not in ("m", "v") or tuple(shapes.get(name, ())) != tuple(np.shape(value)):
+                problems.append(key)
+            else:
+                moments.setdefault(name, {})[kind] = to_device(np.asarray(value, np.float32), device)
+        problems += [name for name, pair in moments.items() if len(pair) != 2]
+        if problems or (moments and "steps" not in state):
+            raise ValueError(f"optimizer state does not fit the model: {', '.join(problems) or 'no step count'}")
+        self.moments = {name: (pair["m"], pair["v"]) for name, pair in moments.items()}
+        self.steps = int(state.get("steps", 0))
 
 
 def poly_lr(base_lr, iteration, max_iterations, power=0.9):

@@ -20,6 +20,10 @@ from .cli import UsageError, resolve_device, run
 from .trainer import Trainer, TrainingConfig
 
 PROG = "python -m minifcn.train"
+# The reference's recipe, for real data (usually fine-tuning VGG16 weights given with --init); the
+# synthetic default trains from scratch with Adam instead (TrainingConfig's defaults).
+SGD_LR = 0.01
+SGD_WEIGHT_DECAY = 5e-4
 
 
 def build_parser():
@@ -62,17 +66,23 @@ def build_parser():
     model.add_argument("--freeze", metavar="LAYER", help="train only the layers above LAYER (e.g. conv2_2, pool2)")
     model.add_argument("--at-once", action="store_true", help="scale pool4 by 0.01 and pool3 by 0.0001 (reference)")
     model.add_argument("--learn-upsampling", action="store_true", help="let the bilinear upsampling learn")
-    model.add_argument("--dropout", type=float, default=defaults.dropout, help="dropout after fc6 and fc7")
+    model.add_argument("--dropout", type=float, default=None,
+                       help="dropout after fc6 and fc7; default 0 on synthetic data, 0.5 (the reference) otherwise")
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=defaults.epochs)
     optim.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    optim.add_argument("--lr", type=float, default=defaults.lr, help="base learning rate")
+    optim.add_argument("--optimizer", choices=["sgd", "adam"], default=None,
+                       help="sgd: momentum SGD as the reference; adam: learns faster from scratch. "
+                            "Default adam on synthetic data, sgd otherwise")
+    optim.add_argument("--lr", type=float, default=None,
+                       help=f"base learning rate; default {defaults.lr:g} with adam, {SGD_LR:g} with sgd")
     optim.add_argument("--lr-policy", choices=["poly", "fixed"], default=defaults.lr_policy,
                        help="poly: lr * (1 - t/T)^0.9; fixed: constant, as the reference")
     optim.add_argument("--warmup", type=int, default=defaults.warmup, help="iterations of linear warm-up")
-    optim.add_argument("--momentum", type=float, default=defaults.momentum)
-    optim.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    optim.add_argument("--momentum", type=float, default=defaults.momentum, help="momentum of sgd")
+    optim.add_argument("--weight-decay", type=float, default=None,
+                       help=f"L2 weight decay; default 0 with adam, {SGD_WEIGHT_DECAY:g} with sgd")
     optim.add_argument("--loss-normalize", action=argparse.BooleanOptionalAction, default=defaults.loss_normalize,
                        help="average the loss over labelled pixels (--no-loss-normalize sums, as the reference)")
     optim.add_argument("--class-weights", choices=["none", "median-frequency"], default=defaults.class_weights,
@@ -98,6 +108,11 @@ def config_from_args(args):
     values["width"] = args.width if args.width is not None else (0.25 if synthetic else 1.0)
     values["fc_channels"] = args.fc_channels if args.fc_channels is not None else (256 if synthetic else 4096)
     values["geometry"] = args.geometry or ("compact" if synthetic else "reference")
+    values["dropout"] = args.dropout if args.dropout is not None else (0.0 if synthetic else 0.5)
+    values["optimizer"] = args.optimizer or ("adam" if synthetic else "sgd")
+    sgd = values["optimizer"] == "sgd"
+    values["lr"] = args.lr if args.lr is not None else (SGD_LR if sgd else TrainingConfig.lr)
+    values["weight_decay"] = args.weight_decay if args.weight_decay is not None else (SGD_WEIGHT_DECAY if sgd else 0.0)
     values["scale"] = tuple(args.scale) if args.scale else None
     values["synthetic_size"] = tuple(args.synthetic_size)
     return TrainingConfig(**values)

@@ -1,10 +1,10 @@
-"""SGD against hand-computed updates and against torch.optim.SGD; the schedules against their formulas."""
+"""SGD and Adam against hand-computed updates and against torch.optim; the schedules against their formulas."""
 
 import numpy as np
 import pytest
 
 from minifcn.layers import Parameter
-from minifcn.optim import SGD, constant_lr, poly_lr, step_lr, warmup
+from minifcn.optim import SGD, Adam, constant_lr, poly_lr, step_lr, warmup
 
 
 def test_one_step_by_hand():
@@ -77,3 +77,65 @@ def test_schedules():
     assert warmup(0.1, 0, 10) == pytest.approx(0.01)
     assert warmup(0.1, 9, 10) == pytest.approx(0.1)
     assert warmup(0.1, 50, 10) == 0.1
+
+
+def test_adam_matches_torch_with_multipliers_and_decay(torch):
+    """Twenty Adam steps on a quadratic agree with torch.optim.Adam, the bias in a group at twice the
+    rate and without decay (as Parameter's lr_mult/decay_mult ask), the rate changing every step."""
+    rng = np.random.default_rng(1)
+    start_w, start_b = rng.standard_normal(6).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    target_w, target_b = rng.standard_normal(6).astype(np.float32), rng.standard_normal(2).astype(np.float32)
+    weight = Parameter(start_w.copy())
+    bias = Parameter(start_b.copy(), lr_mult=2.0, decay_mult=0.0)
+    optimizer = Adam([("w", weight), ("b", bias)], lr=0.01, weight_decay=0.05)
+    tw = torch.tensor(start_w.copy(), requires_grad=True)
+    tb = torch.tensor(start_b.copy(), requires_grad=True)
+    torch_optimizer = torch.optim.Adam([{"params": [tw], "lr": 0.01, "weight_decay": 0.05},
+                                        {"params": [tb], "lr": 0.02, "weight_decay": 0.0}])
+    for step in range(20):
+        lr = 0.01 * (1 - step / 20)
+        for parameter, target in ((weight, target_w), (bias, target_b)):
+            parameter.zero_grad()
+            parameter.grad[...] = 3 * (parameter.data - target) ** 3 + parameter.data
+        optimizer.step(lr)
+        torch_optimizer.zero_grad()
+        (((tw - torch.tensor(target_w)) ** 4).sum() * 0.75 + (tw**2).sum() / 2
+         + ((tb - torch.tensor(target_b)) ** 4).sum() * 0.75 + (tb**2).sum() / 2).backward()
+        torch_optimizer.param_groups[0]["lr"], torch_optimizer.param_groups[1]["lr"] = lr, 2 * lr
+        torch_optimizer.step()
+    np.testing.assert_allclose(weight.data, tw.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bias.data, tb.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_adam_first_step_by_hand():
+    """After one step, m/(1-b1) = g and v/(1-b2) = g^2, so every element moves by lr * sign(g)."""
+    parameter = Parameter(np.array([1.0, 2.0, 3.0], np.float32))
+    parameter.grad[...] = [0.5, -4.0, 1e-3]
+    Adam([("p", parameter)], lr=0.1).step()
+    np.testing.assert_allclose(parameter.data, [0.9, 2.1, 2.9], rtol=1e-4)
+
+
+def test_adam_state_round_trip_continues_identically():
+    def run(steps, restore_after=None):
+        parameter = Parameter(np.arange(4, dtype=np.float32))
+        frozen = Parameter(np.ones(2, np.float32), requires_grad=False)
+        optimizer = Adam([("p", parameter), ("f", frozen)], lr=0.1, weight_decay=0.01)
+        for step in range(steps):
+            parameter.grad[...] = np.sin(parameter.data + step)
+            optimizer.step()
+            if step == restore_after:
+                state = optimizer.state_dict()
+                optimizer = Adam([("p", parameter), ("f", frozen)], lr=0.1, weight_decay=0.01)
+                optimizer.load_state_dict(state)
+        assert np.array_equal(frozen.data, np.ones(2, np.float32))
+        return parameter.data
+
+    assert np.array_equal(run(6), run(6, restore_after=2))
+
+
+def test_adam_refuses_state_of_another_model():
+    optimizer = Adam([("p", Parameter(np.zeros(3, np.float32)))])
+    with pytest.raises(ValueError, match="does not fit"):
+        optimizer.load_state_dict({"steps": np.array(1), "m/p": np.zeros(4), "v/p": np.zeros(4)})
+    with pytest.raises(ValueError, match="does not fit"):
+        optimizer.load_state_dict({"steps": np.array(1), "m/p": np.zeros(3)})

@@ -42,17 +42,37 @@ def test_an_existing_run_directory_is_never_overwritten(tmp_path, capsys):
     assert (out / "precious.txt").read_text() == "keep me"
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, optimizer):
     """Stopped after its first iteration and resumed, a run ends with exactly the weights of an
-    uninterrupted run with the same seed (data order, dropout masks and momentum restored)."""
+    uninterrupted run with the same seed (data order, dropout masks and optimizer state restored)."""
     whole, split = tmp_path / "whole", tmp_path / "split"
-    assert main(TINY + ["--out", str(whole), "--dropout", "0.5"]) == 0
-    assert main(TINY + ["--out", str(split), "--dropout", "0.5", "--time-limit", "0"]) == 0
+    common = TINY + ["--dropout", "0.5", "--optimizer", optimizer]
+    assert main(common + ["--out", str(whole)]) == 0
+    assert main(common + ["--out", str(split), "--time-limit", "0"]) == 0
     assert load_checkpoint(split / "last.npz").metadata["training"]["iteration"] == 1
     assert main(["--resume", str(split), "--no-progress"]) == 0
     a, b = load_checkpoint(whole / "last.npz").state, load_checkpoint(split / "last.npz").state
     for name in a:
         assert np.array_equal(a[name], b[name]), name
+
+
+def test_defaults_depend_on_the_data():
+    """Synthetic data trains from scratch with Adam; real data gets the reference's SGD recipe;
+    anything given on the command line wins."""
+    from minifcn.train import build_parser, config_from_args
+
+    def config(*args):
+        return config_from_args(build_parser().parse_args(list(args)))
+
+    synthetic = config()
+    assert (synthetic.optimizer, synthetic.lr, synthetic.weight_decay, synthetic.dropout) == ("adam", 3e-3, 0.0, 0.0)
+    camvid = config("--data", "camvid", "--data-root", "somewhere")
+    assert (camvid.optimizer, camvid.lr, camvid.weight_decay, camvid.dropout) == ("sgd", 0.01, 5e-4, 0.5)
+    assert (camvid.width, camvid.fc_channels, camvid.geometry) == (1.0, 4096, "reference")
+    mine = config("--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "0", "--dropout", "0.2")
+    assert (mine.optimizer, mine.lr, mine.weight_decay, mine.dropout) == ("sgd", 0.05, 0.0, 0.2)
+    assert config("--optimizer", "sgd").lr == 0.01
 
 
 def run_cli(*args):
