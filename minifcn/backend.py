@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 _GPU_INSTALL_HINT = (
-    "install CuPy for your CUDA version: pip install 'minifcn[gpu]' (CUDA 12) "
+    "install CuPy for your CUDA version: pip install -e '.[gpu]' in the minifcn checkout (CUDA 12) "
     "or pip install cupy-cuda13x (CUDA 13)"
 )
 

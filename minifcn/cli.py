@@ -4,10 +4,21 @@ Exit codes (**contract**): 0 success, 2 bad usage or bad input (one line on stde
 1 an unexpected failure (with its traceback, because that is a bug to report).
 """
 
+import argparse
 import sys
 import traceback
 
 from .backend import DeviceUnavailableError, check_device
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" after an option's help, except where there is no fixed default (None):
+    those options say in their own help what they default to."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 class UsageError(ValueError):

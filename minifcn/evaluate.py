@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import UsageError, resolve_device, run
+from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data import BatchLoader, open_dataset
 from .inference import evaluate_model, load_trained_model
 
@@ -18,7 +18,7 @@ PROG = "python -m minifcn.evaluate"
 
 def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.strip().splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--weights", required=True, metavar="CHECKPOINT", help="a minifcn FCN checkpoint (.npz)")
     parser.add_argument("--data", choices=["synthetic", "camvid", "voc", "folder"], default="synthetic")
     parser.add_argument("--data-root", help="dataset folder (camvid, voc, folder)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .cli import UsageError, resolve_device, run
+from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data import read_image
 from .inference import load_trained_model, predict_labels
 from .viz import overlay_with_legend, palette_image
@@ -22,7 +22,7 @@ PROG = "python -m minifcn.predict"
 
 def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.strip().splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to segment")
     parser.add_argument("--weights", required=True, metavar="CHECKPOINT", help="a minifcn FCN checkpoint (.npz)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs (created if needed)")

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import UsageError, resolve_device, run
+from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .trainer import Trainer, TrainingConfig
 
 PROG = "python -m minifcn.train"
@@ -32,7 +32,7 @@ def build_parser():
         prog=PROG,
         description="Train FCN-8s/16s/32s. With no arguments: a small FCN-8s on the built-in synthetic shapes, "
                     "on the CPU, in a few minutes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", choices=["synthetic", "camvid", "voc", "folder"], default=defaults.data,
@@ -70,8 +70,8 @@ def build_parser():
                        help="dropout after fc6 and fc7; default 0 on synthetic data, 0.5 (the reference) otherwise")
 
     optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int, default=defaults.epochs)
-    optim.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    optim.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training set")
+    optim.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step")
     optim.add_argument("--optimizer", choices=["sgd", "adam"], default=None,
                        help="sgd: momentum SGD as the reference; adam: learns faster from scratch. "
                             "Default adam on synthetic data, sgd otherwise")

@@ -12,9 +12,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import to_device, to_numpy
-from .checkpoint import PREPROCESSING_CAFFE_FCN, load_checkpoint, make_metadata, save_checkpoint
+from .checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from .cli import UsageError
 from .data import BatchLoader, open_dataset
+from .data.transforms import PREPROCESSING_FROM_SCRATCH
 from .inference import evaluate_model, predict_labels
 from .layers import SoftmaxCrossEntropy
 from .models import build_model
@@ -154,10 +155,8 @@ class Trainer:
         self.model = build_model(config.arch, num_classes=self.num_classes, width=config.width,
                                  fc_channels=config.fc_channels, geometry=config.geometry, at_once=config.at_once,
                                  learn_upsampling=config.learn_upsampling, dropout=config.dropout, seed=config.seed)
-        # From scratch, inputs are also divided by ImageNet's per-channel spread: He-normal weights
-        # assume unit-variance inputs, and raw 0..255 deviations (std ~58) make the first steps explode.
         # A checkpoint given with --init brings the preprocessing its weights were trained with instead.
-        self.preprocessing = dict(PREPROCESSING_CAFFE_FCN, std=[57.375, 57.12, 58.395])
+        self.preprocessing = dict(PREPROCESSING_FROM_SCRATCH)
         self.source = "random initialisation (He-normal), seed %d" % config.seed
         if config.init:
             self._load_initial_weights(config.init)
@@ -267,7 +266,7 @@ class Trainer:
         self._draw_predictions()
         best = max(self.rows, key=lambda row: row["mean_iou"]) if self.rows else None
         if best:
-            print(f"done in {self.seconds / 60:.1f} min: best validation mean IoU {best['mean_iou']:.4f} "
+            print(f"done in {duration(self.seconds)}: best validation mean IoU {best['mean_iou']:.4f} "
                   f"(epoch {best['epoch']}); checkpoints in {self.run_dir}", flush=True)
         return 0
 
@@ -326,7 +325,7 @@ class Trainer:
         print(f"epoch {self.epoch} iteration {self.iteration}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
               f"pixel acc {row['pixel_accuracy']:.4f}, mean acc {row['mean_accuracy']:.4f}, "
               f"mean IoU {row['mean_iou']:.4f}, fw IoU {row['frequency_weighted_iou']:.4f} "
-              f"({self.seconds / 60:.1f} min)", flush=True)
+              f"({duration(self.seconds)})", flush=True)
         if row["mean_iou"] > self.best_mean_iou:
             self.best_mean_iou = row["mean_iou"]
             self._save("best.npz")
@@ -352,7 +351,10 @@ class Trainer:
                                  num_classes=self.num_classes, class_names=self.train_set.class_names,
                                  class_colors=np.asarray(self.train_set.class_colors).tolist(), training=training,
                                  source=self.source)
-        state = {OPTIMIZER_PREFIX + key: value for key, value in self.optimizer.state_dict().items()}
+        # Only last.npz is resumed from; best.npz is for evaluate/predict and stays model-sized
+        # (Adam's two moments would triple it).
+        state = {} if name != "last.npz" else {
+            OPTIMIZER_PREFIX + key: value for key, value in self.optimizer.state_dict().items()}
         save_checkpoint(self.run_dir / name, self.model.state_dict(), metadata, extra_arrays=state)
 
     def resume(self):
@@ -397,6 +399,11 @@ class Trainer:
         if images:
             save_prediction_grid(images, truths, predictions, self.train_set.class_names, self.train_set.class_colors,
                                  self.run_dir / "predictions.png", self.ignore_index)
+
+
+def duration(seconds):
+    """'42 s' under two minutes, else '4.7 min': short runs should not read '0.0 min'."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 class NonFiniteLoss(RuntimeError):

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 IGNORED_COLOR = (0, 0, 0)
@@ -84,6 +85,8 @@ def save_learning_curves(rows, path):
     iou_axes.set_ylabel("validation mean IoU")
     iou_axes.set_ylim(0, 1)
     iou_axes.grid(alpha=0.3)
+    for axes in (loss_axes, iou_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
     figure.tight_layout()
     figure.savefig(path)
 

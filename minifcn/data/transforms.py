@@ -25,6 +25,10 @@ PREPROCESSING_CAFFE_FCN = {  # the reference FCN models: the same convention wit
     "channel_order": "BGR", "scale": 255.0, "mean": [104.00698793, 116.66876762, 122.67891434],
     "std": [1.0, 1.0, 1.0],
 }
+# Training from scratch (no --init): the FCN convention, also divided by ImageNet's per-channel spread
+# (BGR order), because He-normal weights assume unit-variance inputs and raw 0..255 deviations
+# (std ~58) make the first steps explode.
+PREPROCESSING_FROM_SCRATCH = dict(PREPROCESSING_CAFFE_FCN, std=[57.375, 57.12, 58.395])
 PREPROCESSING_TORCHVISION = {  # torchvision's ImageNet models: RGB in [0, 1], minus mean, over std
     "channel_order": "RGB", "scale": 1.0, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
 }
