@@ -17,7 +17,7 @@ NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
 
 def test_tutorials_are_there():
     names = [path.stem for path in NOTEBOOKS]
-    assert len(names) >= 7, f"expected the seven numbered tutorials in {TUTORIALS}, found {names}"
+    assert len(names) >= 10, f"expected the ten numbered tutorials in {TUTORIALS}, found {names}"
     assert [name[:2] for name in names] == [f"{i:02d}" for i in range(1, len(names) + 1)], names
 
 
