@@ -44,7 +44,7 @@ class TrainingConfig:
     crop_size: int = None
     flip: bool = True
     scale: tuple = None
-    synthetic_size: tuple = (1600, 200)
+    synthetic_size: tuple = (1400, 200)
     image_size: int = 96
     max_val_images: int = None
     arch: str = "fcn8s"
