@@ -246,6 +246,24 @@ def result(case, times, baseline_mb):
                 peak_mb=max_rss_mb(), baseline_mb=baseline_mb)
 
 
+def time_cases(cases, forward, step, release, args, baseline_mb):
+    """Results for ``cases`` ("X/fwd" times ``forward``, then ``release`` untimed; "X/fwd+bwd" times ``step``)."""
+    return [result(case, time_it(forward, args.repeats, args.warmup, release), baseline_mb) if case.endswith("/fwd")
+            else result(case, time_it(step, args.repeats, args.warmup), baseline_mb) for case in cases]
+
+
+def run_job(job, args, model_cases, layer_cases):
+    """Dispatch one job to a worker's ``model_cases(options, batch, size, cases)`` or, for "layer:NAME",
+    to its ``layer_cases(name, spec)`` with the layer's entry of the reference plan."""
+    if job == "full":
+        model_cases(REFERENCE, 1, args.size, ["full/fwd", "full/fwd+bwd"])
+    elif job == "small":
+        model_cases(SMALL, SMALL_BATCH, SMALL_SIZE, ["small/fwd+bwd"])
+    else:
+        name = job.split(":", 1)[1]
+        layer_cases(name, next(s for s in fcn8s_plan(batch=1, size=args.size, **REFERENCE) if s["name"] == name))
+
+
 # --------------------------------------------------------------------------------------------------
 # minifcn worker
 # --------------------------------------------------------------------------------------------------
@@ -334,19 +352,9 @@ def minifcn_worker(job, args):
             loss_layer.forward(scores, labels)
             model.backward(loss_layer.backward())
 
-        for case in cases:
-            if case.endswith("/fwd"):
-                out.append(result(case, time_it(forward, args.repeats, args.warmup, model.clear_cache), baseline))
-            else:
-                out.append(result(case, time_it(step, args.repeats, args.warmup), baseline))
+        out.extend(time_cases(cases, forward, step, model.clear_cache, args, baseline))
 
-    if job == "full":
-        model_cases(REFERENCE, 1, args.size, ["full/fwd", "full/fwd+bwd"])
-    elif job == "small":
-        model_cases(SMALL, SMALL_BATCH, SMALL_SIZE, ["small/fwd+bwd"])
-    else:
-        name = job.split(":", 1)[1]
-        spec = next(s for s in fcn8s_plan(batch=1, size=args.size, **REFERENCE) if s["name"] == name)
+    def layer_cases(name, spec):
         x = rng.standard_normal(spec["in_shape"], dtype=np.float32)
         if spec["kind"] == "conv":
             layer = Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel"], spec["stride"],
@@ -380,8 +388,9 @@ def minifcn_worker(job, args):
                 layer.forward(x)
                 layer.backward(dy)
 
-        out.append(result(f"{name}/fwd", time_it(forward, args.repeats, args.warmup, layer.clear_cache), baseline))
-        out.append(result(f"{name}/fwd+bwd", time_it(step, args.repeats, args.warmup), baseline))
+        out.extend(time_cases([f"{name}/fwd", f"{name}/fwd+bwd"], forward, step, layer.clear_cache, args, baseline))
+
+    run_job(job, args, model_cases, layer_cases)
     return dict(framework="minifcn", job=job, env=env, results=out)
 
 
@@ -504,19 +513,9 @@ def torch_worker(job, args):
             loss = F.cross_entropy(model(x), labels, ignore_index=255)
             loss.backward()
 
-        for case in cases:
-            if case.endswith("/fwd"):
-                out.append(result(case, time_it(forward, args.repeats, args.warmup, kept.clear), baseline))
-            else:
-                out.append(result(case, time_it(step, args.repeats, args.warmup), baseline))
+        out.extend(time_cases(cases, forward, step, kept.clear, args, baseline))
 
-    if job == "full":
-        model_cases(REFERENCE, 1, args.size, ["full/fwd", "full/fwd+bwd"])
-    elif job == "small":
-        model_cases(SMALL, SMALL_BATCH, SMALL_SIZE, ["small/fwd+bwd"])
-    else:
-        name = job.split(":", 1)[1]
-        spec = next(s for s in fcn8s_plan(batch=1, size=args.size, **REFERENCE) if s["name"] == name)
+    def layer_cases(name, spec):
         x = torch.randn(*spec["in_shape"]).requires_grad_(spec["input_grad"])
         if spec["kind"] == "conv":
             layer = nn.Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel"], spec["stride"],
@@ -547,8 +546,9 @@ def torch_worker(job, args):
             y = layer(x)
             y.backward(dy)
 
-        out.append(result(f"{name}/fwd", time_it(forward, args.repeats, args.warmup, kept.clear), baseline))
-        out.append(result(f"{name}/fwd+bwd", time_it(step, args.repeats, args.warmup), baseline))
+        out.extend(time_cases([f"{name}/fwd", f"{name}/fwd+bwd"], forward, step, kept.clear, args, baseline))
+
+    run_job(job, args, model_cases, layer_cases)
     return dict(framework="torch", job=job, env=env, results=out)
 
 
