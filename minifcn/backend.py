@@ -138,3 +138,14 @@ def gpu_available():
     except DeviceUnavailableError:
         return False
     return True
+
+
+# How allocation failures read when they do not come as a MemoryError (CuPy's OutOfMemoryError is
+# one): from the CUDA runtime, cuBLAS or cuDNN, as status names in the exception's message.
+_ALLOCATION_FAILURES = ("cudaErrorMemoryAllocation", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
+                        "CUDA_ERROR_OUT_OF_MEMORY")
+
+
+def is_out_of_memory(error):
+    """True if ``error`` means an allocation failed, on the host or on a GPU."""
+    return isinstance(error, MemoryError) or any(name in str(error) for name in _ALLOCATION_FAILURES)

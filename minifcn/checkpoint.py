@@ -28,18 +28,19 @@ disk, then renamed over it, so a crash or a full disk mid-save leaves the previo
 import json
 import math
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from minifcn.atomic_files import atomic_write
 from minifcn.backend import to_numpy
 from minifcn.data.transforms import (  # noqa: F401  (re-exported: checkpoints name them)
     PREPROCESSING_CAFFE_FCN,
     PREPROCESSING_CAFFE_VGG16,
     PREPROCESSING_TORCHVISION,
 )
+from minifcn.zip_files import is_zip_archive
 
 FORMAT = "minifcn-checkpoint"
 VERSION = 1
@@ -241,42 +242,6 @@ def _write_npz(file, entries, compress):
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
-def _default_file_mode():
-    """0o666 minus the umask: what a plainly created file would get (mkstemp makes it 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_directory(directory):
-    """Make the rename itself durable; best effort (not every platform can open a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _place_without_overwriting(tmp, path):
-    """Move ``tmp`` to ``path`` unless something is there; FileExistsError if it is."""
-    try:
-        # link() fails if path appeared meanwhile, so a racing writer's file is never clobbered.
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(f"{path}: already exists (not overwriting)") from None
-    except OSError:  # a filesystem without hard links: check, then rename (a tiny race window remains)
-        if os.path.lexists(path):
-            raise FileExistsError(f"{path}: already exists (not overwriting)") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
 def save_checkpoint(path, state, metadata, extra_arrays=None, overwrite=True, compress=False):
     """Write ``state`` (name -> array), ``metadata`` (dict) and ``extra_arrays`` to ``path`` atomically.
 
@@ -294,26 +259,8 @@ def save_checkpoint(path, state, metadata, extra_arrays=None, overwrite=True, co
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CheckpointError(f"{path}: directory {directory} does not exist")
-    if not overwrite and os.path.lexists(path):
-        raise FileExistsError(f"{path}: already exists (not overwriting)")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            _write_npz(file, entries, compress)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, _default_file_mode())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _place_without_overwriting(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
+    with atomic_write(path, overwrite) as file:
+        _write_npz(file, entries, compress)
     return metadata
 
 
@@ -335,7 +282,7 @@ def _check_file(path):
         raise CheckpointError(f"{path}: no such file")
     if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-    if not zipfile.is_zipfile(path):
+    if not is_zip_archive(path):
         raise CheckpointError(f"{path}: not a minifcn checkpoint (not an .npz archive, or truncated)")
 
 

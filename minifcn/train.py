@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from .atomic_files import write_text_atomically
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .trainer import Trainer, TrainingConfig
 
@@ -144,7 +145,7 @@ def main(argv=None):
         # Open the data and build the model before creating anything, so bad input leaves no debris.
         trainer = Trainer(config, run_dir, progress=not args.no_progress, time_limit=args.time_limit)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        write_text_atomically(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     return trainer.fit()
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .backend import to_device, to_numpy
+from .atomic_files import write_text_atomically
+from .backend import is_out_of_memory, to_device, to_numpy
 from .checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from .cli import UsageError
 from .data import BatchLoader, open_dataset
@@ -263,6 +265,18 @@ class Trainer:
         except NonFiniteLoss as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            # Nothing is saved here: the state in memory may be half updated. last.npz on disk is the
+            # last complete checkpoint, written atomically, and resuming continues from it exactly.
+            kept = (f"{self.run_dir / 'last.npz'} is intact; after changing settings, start a new run "
+                    f"(resuming keeps the old ones)" if (self.run_dir / "last.npz").exists()
+                    else "no checkpoint had been written yet")
+            print(f"error: out of memory on {self.device} at iteration {self.iteration + 1} "
+                  f"(batch {config.batch_size}, crop {config.crop_size or 'whole images'}): try a smaller "
+                  f"--batch-size or --crop-size; {kept}", file=sys.stderr)
+            return 2
         self._draw_predictions()
         best = max(self.rows, key=lambda row: row["mean_iou"]) if self.rows else None
         if best:
@@ -333,12 +347,12 @@ class Trainer:
         save_learning_curves(self.rows, self.run_dir / "learning_curves.png")
 
     def _write_log(self):
-        with open(self.run_dir / "log.csv", "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=LOG_FIELDS)
-            writer.writeheader()
-            for row in self.rows:
-                writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value)
-                                 for key, value in row.items()})
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
+        write_text_atomically(self.run_dir / "log.csv", text.getvalue())
 
     # --- checkpoints --------------------------------------------------------------------------------
 
@@ -360,6 +374,9 @@ class Trainer:
     def resume(self):
         """Continue from ``run_dir/last.npz``: weights, optimizer, position, dropout stream, log."""
         path = self.run_dir / "last.npz"
+        if not path.exists():  # stopped before its first checkpoint: nothing to continue from
+            print(f"{self.run_dir} has no checkpoint yet: starting its run from the beginning", flush=True)
+            return
         checkpoint = load_checkpoint(path)
         training = checkpoint.metadata.get("training") or {}
         try:

@@ -4,6 +4,8 @@ Figures are drawn with matplotlib's object API on an Agg canvas (never pyplot), 
 works on a machine without a display and does not touch the user's matplotlib backend.
 """
 
+import io
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -11,7 +13,17 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from .atomic_files import atomic_write
+
 IGNORED_COLOR = (0, 0, 0)
+
+
+def save_figure(figure, path):
+    """Write ``figure`` as a PNG atomically: a run killed while drawing keeps the previous picture."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    with atomic_write(path) as file:
+        file.write(buffer.getvalue())
 
 
 def colorize(labels, colors, ignore_index=255):
@@ -64,7 +76,7 @@ def overlay_with_legend(image, labels, class_names, colors, path, alpha=0.5, ign
     axes.set_axis_off()
     present = {int(v) for v in np.unique(labels) if 0 <= v < len(class_names)}
     figure.legend(handles=legend_handles(class_names, colors, present), loc="center right", fontsize=8, frameon=False)
-    figure.savefig(path)
+    save_figure(figure, path)
 
 
 def save_learning_curves(rows, path):
@@ -88,7 +100,7 @@ def save_learning_curves(rows, path):
     for axes in (loss_axes, iou_axes):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
     figure.tight_layout()
-    figure.savefig(path)
+    save_figure(figure, path)
 
 
 def save_prediction_grid(images, truths, predictions, class_names, colors, path, ignore_index=255, titles=None):
@@ -108,4 +120,4 @@ def save_prediction_grid(images, truths, predictions, class_names, colors, path,
     figure.legend(handles=legend_handles(class_names, colors), loc="lower center", ncol=min(6, len(class_names)),
                   fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.6 / (3 * rows + 0.8), 1, 1))
-    figure.savefig(path)
+    save_figure(figure, path)

@@ -1,0 +1,149 @@
+"""Training survives what happens to long runs: SIGKILL at any moment, Ctrl-C, a loss gone NaN, memory
+running out. Each case ends with the run's files intact and, where it can continue, with exactly the
+weights of a run that was never interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from minifcn.checkpoint import load_checkpoint
+from minifcn.layers import SoftmaxCrossEntropy
+from minifcn.models.fcn import FCN8s
+from minifcn.train import main
+
+# Twelve epochs of twelve iterations, about 4 s after a start-up of under a second: kills at random
+# moments land in start-up, steps, evaluations and checkpoint writes alike.
+RUN = ["--synthetic-size", "48", "8", "--image-size", "64", "--width", "0.125", "--fc-channels", "16",
+       "--batch-size", "4", "--epochs", "12", "--dropout", "0.5", "--no-progress", "--warmup", "2"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+
+
+def train(*args):
+    return subprocess.Popen([sys.executable, "-m", "minifcn.train", *map(str, args)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def final_weights(run_dir):
+    return load_checkpoint(run_dir / "last.npz").state
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The weights of the run with nothing happening to it."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    process = train(*RUN, "--out", run_dir)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return final_weights(run_dir)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_ends_with_the_same_weights(tmp_path, uninterrupted):
+    """Killed with SIGKILL six times at random moments (during start-up, steps, evaluations and
+    checkpoint writes alike), resumed each time, the run ends bit for bit where the uninterrupted one does."""
+    run_dir = tmp_path / "run"
+    kills = 0
+
+    def start():
+        if (run_dir / "config.json").exists():
+            return train("--resume", run_dir, "--no-progress")
+        return train(*RUN, "--out", run_dir, "--overwrite")  # killed before the run directory was complete
+
+    for delay in np.random.default_rng(8).uniform(0.3, 1.6, size=6):
+        process = start()
+        try:
+            process.communicate(timeout=delay)
+            break  # it finished before the kill
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.communicate()
+            kills += 1
+    else:
+        process = start()
+        process.communicate(timeout=300)
+    assert process.returncode == 0
+    assert kills >= 3, "the kills should land inside the run, not after it"
+    assert_same_weights(final_weights(run_dir), uninterrupted)
+    rows = (run_dir / "log.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [str(epoch) for epoch in range(1, 13)]  # no repeats
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, uninterrupted):
+    run_dir = tmp_path / "run"
+    process = train(*RUN, "--out", run_dir)
+    for line in process.stdout:  # wait until training is under way
+        if line.startswith("epoch 1 "):
+            break
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted at iteration" in err and f"--resume {run_dir}" in err
+    assert "Traceback" not in err
+    assert load_checkpoint(run_dir / "last.npz").metadata["training"]["iteration"] >= 12
+    process = train("--resume", run_dir, "--no-progress")
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert_same_weights(final_weights(run_dir), uninterrupted)
+
+
+TINY = ["--synthetic-size", "16", "8", "--image-size", "32", "--width", "0.0625", "--fc-channels", "8",
+        "--batch-size", "4", "--epochs", "3", "--no-progress", "--warmup", "2"]
+
+
+def fail_at(monkeypatch, cls, method, iteration, make_failure):
+    """Make ``cls.method`` fail (as ``make_failure(result)`` says) from its ``iteration``-th call on."""
+    original = getattr(cls, method)
+    calls = []
+
+    def patched(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        calls.append(1)
+        return make_failure(result) if len(calls) >= iteration else result
+
+    monkeypatch.setattr(cls, method, patched)
+
+
+def test_a_non_finite_loss_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                                        capsys):
+    # Epoch 1 has 4 iterations and 2 validation batches: the 7th loss is epoch 2's first.
+    fail_at(monkeypatch, SoftmaxCrossEntropy, "forward", 7, lambda loss: loss * np.float32("nan"))
+    out = tmp_path / "run"
+    assert main(TINY + ["--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "the loss became nan at iteration" in err and "learning rate" in err
+    checkpoint = load_checkpoint(out / "last.npz")
+    assert checkpoint.metadata["training"]["iteration"] == 4
+    assert all(np.isfinite(value).all() for value in checkpoint.state.values())
+
+
+@pytest.mark.parametrize("failure", [
+    MemoryError("Unable to allocate 2.00 GiB for an array"),
+    RuntimeError("cudaErrorMemoryAllocation: out of memory"),  # as the CUDA runtime reports it
+])
+def test_running_out_of_memory_suggests_smaller_batches_and_leaves_the_checkpoint_intact(tmp_path, monkeypatch,
+                                                                                          capsys, failure):
+    out = tmp_path / "run"
+
+    def raise_failure(result):
+        raise failure
+
+    # The model's 7th forward pass is the first step of epoch 2 (4 steps, then 2 validation batches).
+    fail_at(monkeypatch, FCN8s, "forward", 7, raise_failure)
+    assert main(TINY + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "out of memory on cpu at iteration 5" in err and "--batch-size" in err and "--crop-size" in err
+    assert "last.npz is intact" in err and len(err.strip().splitlines()) == 1
+    assert load_checkpoint(out / "last.npz").metadata["training"]["iteration"] == 4
