@@ -50,6 +50,7 @@ from minifcn.checkpoint import (
     summarize_mismatch,
 )
 from minifcn.pth import UnsafeOrCorruptPthError, load_pth
+from minifcn.zip_files import is_zip_archive
 
 FORMATS = ("torchvision-vgg16", "fcn-pth", "caffe-vgg16-npz", "minifcn")
 FCN_ARCHES = ("fcn8s", "fcn16s", "fcn32s")
@@ -216,7 +217,7 @@ def detect_container(path):
         raise ConvertError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ConvertError(f"{path}: is a directory, not a weights file")
-    if not zipfile.is_zipfile(path):
+    if not is_zip_archive(path):
         return "pth"  # minifcn.pth explains what it is (legacy torch file, bare pickle, not a checkpoint)
     try:
         with zipfile.ZipFile(path) as zf:

@@ -34,6 +34,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .zip_files import is_zip_archive
+
 
 class UnsafeOrCorruptPthError(ValueError):
     """The file is not a readable torch checkpoint, or it asks for something we refuse to do."""
@@ -577,7 +579,7 @@ def _open_archive(path):
         raise UnsafeOrCorruptPthError(f"{path}: is a directory, not a file") from None
     except OSError as error:
         raise UnsafeOrCorruptPthError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if not zipfile.is_zipfile(path):
+    if not is_zip_archive(path):
         if head == _LEGACY_MAGIC or tarfile.is_tarfile(path):
             raise UnsafeOrCorruptPthError(f"{path} {_LEGACY_MESSAGE}")
         if head[:1] == b"\x80":
@@ -585,7 +587,7 @@ def _open_archive(path):
         raise UnsafeOrCorruptPthError(f"{path}: not a torch checkpoint (not a zip archive)")
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as error:
         raise UnsafeOrCorruptPthError(f"{path}: corrupt zip archive ({error})") from None
 
 
@@ -609,7 +611,9 @@ def load_pth_object(path):
         raise type(error)(f"{path}: {error}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, KeyError,
             IndexError, AttributeError, RecursionError, OverflowError, UnicodeDecodeError, zlib.error,
-            struct.error) as error:
+            struct.error, NotImplementedError, RuntimeError) as error:
+        # NotImplementedError: an unknown zip version or compression; RuntimeError: a member marked
+        # as encrypted (zipfile's own exception types for those; all found by fuzzing).
         # A malformed pickle or zip surfaces as any of these; none of them says "this file is bad" clearly.
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UnsafeOrCorruptPthError(f"{path}: corrupt torch checkpoint ({type(error).__name__}: {detail})") from None

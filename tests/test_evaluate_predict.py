@@ -112,3 +112,41 @@ def test_predict_on_camvid_with_a_freshly_converted_checkpoint(camvid_root, vgg1
     labels = Image.open(out / f"{image.stem}_labels.png")
     assert labels.mode == "P" and labels.size == (480, 360)
     assert load_checkpoint(checkpoint).metadata["preprocessing"]["channel_order"] == "BGR"
+
+
+def _rewritten(trained, tmp_path, name, arch=None, state_change=None):
+    """best.npz saved again under another architecture name, or with its arrays changed."""
+    from minifcn.checkpoint import save_checkpoint
+
+    checkpoint = load_checkpoint(trained)
+    metadata = dict(checkpoint.metadata, arch=arch or checkpoint.metadata["arch"])
+    state = dict(checkpoint.state)
+    if state_change:
+        state_change(state)
+    path = tmp_path / name
+    save_checkpoint(path, state, metadata)
+    return path
+
+
+def test_truncated_other_architecture_and_wrong_shapes_are_one_line_errors(trained, tmp_path):
+    """What is wrong is listed (every mismatching name), the exit code is 2, and nothing crashes."""
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(trained.read_bytes()[: trained.stat().st_size // 2])
+
+    def shrink_fc7(state):
+        state["fc7.weight"] = state["fc7.weight"][:, :4]
+
+    cases = [
+        (truncated, ["truncated"]),
+        # An FCN-8s's arrays labelled FCN-32s: the skip layers are unexpected there.
+        (_rewritten(trained, tmp_path, "as_fcn32s.npz", arch="fcn32s"),
+         ["does not fit FCN32s", "missing: upscore.weight", "unexpected: score_pool4.weight", "score_pool3.weight"]),
+        (_rewritten(trained, tmp_path, "wrong_shape.npz", state_change=shrink_fc7), ["fc7.weight", "expected"]),
+    ]
+    for weights, fragments in cases:
+        result = subprocess.run([sys.executable, "-m", "minifcn.evaluate", "--weights", str(weights),
+                                 "--data", "synthetic", "--max-images", "2"], capture_output=True, text=True)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        for fragment in fragments:
+            assert fragment in result.stderr, (weights.name, result.stderr)
