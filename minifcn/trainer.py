@@ -27,6 +27,7 @@ from .viz import save_learning_curves, save_prediction_grid
 LOG_FIELDS = ["epoch", "iteration", "train_loss", "val_loss", "pixel_accuracy", "mean_accuracy", "mean_iou",
               "frequency_weighted_iou", "seconds"]
 OPTIMIZER_PREFIX = "optimizer/"  # checkpoint entries holding the optimizer state
+RUN_FILES_STEMS = ("config", "log", "best", "last", "learning_curves", "predictions")  # what a run writes
 PROGRESS_REFRESH = 10  # iterations between reads of the running loss (each read syncs a GPU)
 
 
@@ -373,6 +374,10 @@ class Trainer:
 
     def resume(self):
         """Continue from ``run_dir/last.npz``: weights, optimizer, position, dropout stream, log."""
+        # A process killed while writing leaves its hidden temporary file (see atomic_files) behind.
+        for leftover in self.run_dir.glob(".*.tmp"):
+            if leftover.name.split(".")[1] in RUN_FILES_STEMS:
+                leftover.unlink()
         path = self.run_dir / "last.npz"
         if not path.exists():  # stopped before its first checkpoint: nothing to continue from
             print(f"{self.run_dir} has no checkpoint yet: starting its run from the beginning", flush=True)

@@ -79,6 +79,46 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_same_weights(tmp_pa
     assert [row.split(",")[0] for row in rows[1:]] == [str(epoch) for epoch in range(1, 13)]  # no repeats
 
 
+# Runs the training command, but the process dies (os._exit, as abruptly as SIGKILL) in the middle of
+# writing a checkpoint: at the DIE_AT-th array written to any .npz.
+DIE_DURING_A_WRITE = """
+import os, sys
+import numpy as np
+from minifcn.cli import run
+from minifcn.train import main, PROG
+die_at, written, write_array = int(sys.argv[1]), [0], np.lib.format.write_array
+def dying_write_array(*args, **kwargs):
+    written[0] += 1
+    if written[0] == die_at:
+        os._exit(137)
+    return write_array(*args, **kwargs)
+np.lib.format.write_array = dying_write_array
+sys.exit(run(main, sys.argv[2:], PROG))
+"""
+
+
+@pytest.mark.slow
+def test_dying_in_the_middle_of_checkpoint_writes_then_resume_ends_with_the_same_weights(tmp_path, uninterrupted):
+    """Killed inside the writes of best.npz and last.npz of several epochs: the files on disk stay
+    whole (the old ones), and resuming ends bit for bit where the uninterrupted run does."""
+    run_dir = tmp_path / "run"
+    # A checkpoint is ~40 arrays (last.npz also the optimizer's): these land inside different writes.
+    for die_at in (20, 150, 400):
+        args = ["--resume", str(run_dir), "--no-progress"] if (run_dir / "config.json").exists() else \
+            RUN + ["--out", str(run_dir), "--overwrite"]
+        died = subprocess.run([sys.executable, "-c", DIE_DURING_A_WRITE, str(die_at), *args], env=ENV,
+                              capture_output=True, text=True, timeout=300)
+        assert died.returncode == 137, died.stderr
+        for name in ("best.npz", "last.npz"):
+            if (run_dir / name).exists():
+                load_checkpoint(run_dir / name)  # whole and readable, never half written
+    process = train("--resume", run_dir, "--no-progress")
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert_same_weights(final_weights(run_dir), uninterrupted)
+    assert not list(run_dir.glob(".*.tmp")), "resuming removes the temporary files of interrupted writes"
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
