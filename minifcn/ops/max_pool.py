@@ -77,8 +77,13 @@ def max_pool2d_backward(dy, cache):
     (kh, kw), (sh, sw) = cache.kernel, cache.stride
     h, w = x.shape[2:]
     oh, ow = y.shape[2:]
-    dx = xp.zeros_like(x)
+    # Windows that tile the map exactly (FCN's 2x2, stride 2, in ceil mode) give every cell to one
+    # window: each offset's cells are then written once, straight into an uninitialised dx, with no
+    # zero fill and no read-modify-write. Overlapping or gapped windows accumulate into zeros.
+    tiles = (kh, kw) == (sh, sw) and (oh - 1) * sh + kh >= h and (ow - 1) * sw + kw >= w
+    dx = xp.empty_like(x) if tiles else xp.zeros_like(x)
     taken = xp.zeros(y.shape, dtype=bool)  # windows whose maximum has been found already
+    hit = xp.empty(y.shape, dtype=bool)
     zero = dy.dtype.type(0)
     for a in range(kh):
         m = _covered(h, a, sh, oh)
@@ -87,7 +92,12 @@ def max_pool2d_backward(dy, cache):
             if not (m and k):
                 continue
             cells = (slice(None), slice(None), _strided(a, sh, m), _strided(b, sw, k))
-            first_hit = (x[cells] == y[:, :, :m, :k]) & ~taken[:, :, :m, :k]
-            dx[cells] += xp.where(first_hit, dy[:, :, :m, :k], zero)
-            taken[:, :, :m, :k] |= first_hit
+            first_hit, done = hit[:, :, :m, :k], taken[:, :, :m, :k]
+            xp.equal(x[cells], y[:, :, :m, :k], out=first_hit)
+            xp.greater(first_hit, done, out=first_hit)  # a maximum, and the window's first (bool a > b: a and not b)
+            done |= first_hit
+            if tiles:
+                xp.multiply(dy[:, :, :m, :k], first_hit, out=dx[cells])
+            else:
+                dx[cells] += xp.where(first_hit, dy[:, :, :m, :k], zero)
     return dx
