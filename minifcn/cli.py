@@ -8,6 +8,7 @@ import argparse
 import sys
 import traceback
 
+from .allocator import keep_freed_memory
 from .backend import DeviceUnavailableError, check_device
 
 
@@ -37,6 +38,7 @@ def user_errors():
 
 def run(main, argv, prog):
     """Call ``main(argv)`` and turn exceptions into the exit codes above; return the code."""
+    keep_freed_memory()  # a program's choice for its own process (see allocator)
     try:
         code = main(argv)
         return 0 if code is None else code

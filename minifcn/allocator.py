@@ -1,0 +1,35 @@
+"""Let this process keep freed memory for reuse (glibc's malloc), for the command-line programs only.
+
+Every training step allocates and frees the same large arrays (activations, im2col columns,
+gradients). glibc serves an allocation above its mmap threshold (32 MiB at most) with fresh pages
+from the kernel and hands them back on free, so each step pays a page fault for every 4 KiB page it
+touches again. Raising the mmap and trim thresholds keeps that memory in the process for the next
+step: measured on the machine in the README, the reference FCN-8s training step ran about 13% faster
+and the default model's about 7%. The peak memory is the same either way; what changes is that the
+process does not give memory back to the system between steps.
+
+This changes the allocator of the whole process, so only minifcn's own programs (``cli.run``) call
+it; importing minifcn never does. Where the C library is not glibc it does nothing.
+"""
+
+import ctypes
+import ctypes.util
+import sys
+
+# mallopt parameters, from glibc's <malloc.h>.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+KEEP_UP_TO = 1 << 30  # allocations below 1 GiB come from the heap, and up to 1 GiB of free heap is kept
+
+
+def keep_freed_memory():
+    """Ask glibc to reuse freed memory instead of returning it to the kernel; True if it agreed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_UP_TO)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_UP_TO))
