@@ -5,7 +5,9 @@ import dataclasses
 import io
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -239,6 +241,7 @@ class Trainer:
               f"{self.num_classes} classes, {config.device}; {self.source}; run directory {self.run_dir}",
               flush=True)
         started = time.perf_counter() - self.seconds
+        previous_handler = self._catch_ctrl_c()
         try:
             while self.epoch < config.epochs:
                 self._train_epoch(started)
@@ -257,11 +260,16 @@ class Trainer:
                     print(f"time limit reached after epoch {self.epoch}; continue with: "
                           f"{resume_command(self.run_dir)}", flush=True)
                     return 0
-        except KeyboardInterrupt:
+                self._stop_if_asked()
+        except StopRequested:  # at a step boundary: the state in memory is whole, save it
             self.seconds = time.perf_counter() - started
             self._save("last.npz")
-            print(f"\ninterrupted at iteration {self.iteration} (epoch {self.epoch + 1}); saved "
+            print(f"interrupted at iteration {self.iteration} (epoch {self.epoch + 1}); saved "
                   f"{self.run_dir / 'last.npz'}; resume with: {resume_command(self.run_dir)}", file=sys.stderr)
+            return 130
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside our handler: save nothing half done
+            print(f"\ninterrupted; the last checkpoint in {self.run_dir} is kept; resume with: "
+                  f"{resume_command(self.run_dir)}", file=sys.stderr)
             return 130
         except NonFiniteLoss as error:
             print(f"error: {error}", file=sys.stderr)
@@ -278,6 +286,9 @@ class Trainer:
                   f"(batch {config.batch_size}, crop {config.crop_size or 'whole images'}): try a smaller "
                   f"--batch-size or --crop-size; {kept}", file=sys.stderr)
             return 2
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
         self._draw_predictions()
         best = max(self.rows, key=lambda row: row["mean_iou"]) if self.rows else None
         if best:
@@ -311,6 +322,7 @@ class Trainer:
                 self.iteration += 1
                 self.batch_in_epoch += 1
                 bar.update(1)
+                self._stop_if_asked()
                 if running_count == PROGRESS_REFRESH or self.batch_in_epoch == len(batches):
                     mean = float(to_numpy(running)) / running_count
                     if not math.isfinite(mean):
@@ -322,6 +334,29 @@ class Trainer:
                         return
         self.epoch += 1
         self.batch_in_epoch = 0
+
+    # --- Ctrl-C --------------------------------------------------------------------------------------
+
+    def _catch_ctrl_c(self):
+        """Make Ctrl-C stop training at the next step boundary; return the previous handler (None if
+        signals cannot be handled here, outside the main thread)."""
+        self._stop_requested = False
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum, frame):
+        # Saving at the moment of Ctrl-C could catch an optimizer step half applied; instead the
+        # step finishes and the loop stops at its end (see _stop_if_asked), where the state is whole.
+        if self._stop_requested:
+            raise KeyboardInterrupt  # pressed again: stop now, keeping only what is already on disk
+        self._stop_requested = True
+        print("\nstopping after the current step (Ctrl-C again to quit without saving it)", file=sys.stderr,
+              flush=True)
+
+    def _stop_if_asked(self):
+        if self._stop_requested:
+            raise StopRequested
 
     def _evaluate_and_log(self):
         config = self.config
@@ -426,6 +461,10 @@ class Trainer:
 def duration(seconds):
     """'42 s' under two minutes, else '4.7 min': short runs should not read '0.0 min'."""
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class StopRequested(Exception):
+    """Ctrl-C was pressed and training has reached a step boundary."""
 
 
 class NonFiniteLoss(RuntimeError):
