@@ -255,13 +255,20 @@ def test_output_size_hand_computed():
 
 
 def test_auto_chooses_by_the_documented_rule():
-    """1x1 -> pointwise, stride > 1 -> im2col, small column matrix -> im2col, large -> shift."""
+    """1x1 -> pointwise, stride > 1 -> im2col, large column matrix -> shift; below that, shift for
+    few channels (not growing) on a large map, im2col otherwise."""
     assert choose_method((1, 512, 22, 22), (1, 1), (1, 1), (22, 22), 4) == "pointwise"
     assert choose_method((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), 4) == "im2col"
     assert choose_method((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), 4) == "im2col"
     # conv1_2 on a 500x500 image: 64 * 9 * 698 * 698 floats = 1.1 GB of columns.
     assert 64 * 9 * 698 * 698 * 4 > IM2COL_MAX_BYTES
     assert choose_method((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), 4) == "shift"
+    # The default model's convolutions (8 images): shift for 16->16 at 96x96, im2col where the channels
+    # double, on small maps, and with many channels.
+    assert choose_method((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 4, out_channels=16) == "shift"
+    assert choose_method((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 4, out_channels=32) == "im2col"
+    assert choose_method((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 4, out_channels=128) == "im2col"
+    assert choose_method((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 4, out_channels=512) == "im2col"
 
 
 @pytest.mark.parametrize(
