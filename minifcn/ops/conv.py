@@ -49,10 +49,10 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None):
     if column_bytes > IM2COL_MAX_BYTES:
         return "shift"
     # Below the memory limit, im2col's cost beyond the product is gathering C * kh * kw rows and
-    # scattering them back; shift's is adding up kh * kw products of O rows. Shift wins where few
-    # channels meet a large map (forward+backward, 8 images: 16->16 at 96x96 in 0.56 of im2col's
-    # time, 32->32 at 48x48 in 0.77, 64->64 at 24x24 in 0.93) and loses with more output than input
-    # channels or 512 channels (16->32 at 48x48: 1.07; 512->512 at 22x22: 1.25).
+    # scattering them back; shift's is adding up kh * kw products of O rows. Measured here (forward
+    # + backward, 8 images, shift's time over im2col's, in repeated runs whose speed varied by 1.5x):
+    # 16->16 at 96x96 0.56-0.85, 32->32 at 48x48 0.77-0.82, 64->64 at 24x24 0.93-0.94; but
+    # 128->128 at 12x12 1.07, 512->512 at 22x22 1.25, and 16->32 at 48x48 0.88-1.09 (left to im2col).
     few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
     return "shift" if few_channels and out_hw[0] * out_hw[1] >= SHIFT_MIN_PIXELS else "im2col"
 
