@@ -16,10 +16,10 @@ from minifcn.layers import SoftmaxCrossEntropy
 from minifcn.models.fcn import FCN8s
 from minifcn.train import main
 
-# Twelve epochs of twelve iterations, about 4 s after a start-up of under a second: kills at random
+# Sixteen epochs of twelve iterations, about 5 s after a start-up of under a second: kills at random
 # moments land in start-up, steps, evaluations and checkpoint writes alike.
 RUN = ["--synthetic-size", "48", "8", "--image-size", "64", "--width", "0.125", "--fc-channels", "16",
-       "--batch-size", "4", "--epochs", "12", "--dropout", "0.5", "--no-progress", "--warmup", "2"]
+       "--batch-size", "4", "--epochs", "16", "--dropout", "0.5", "--no-progress", "--warmup", "2"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 
 
@@ -76,7 +76,7 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_same_weights(tmp_pa
     assert kills >= 3, "the kills should land inside the run, not after it"
     assert_same_weights(final_weights(run_dir), uninterrupted)
     rows = (run_dir / "log.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in rows[1:]] == [str(epoch) for epoch in range(1, 13)]  # no repeats
+    assert [row.split(",")[0] for row in rows[1:]] == [str(epoch) for epoch in range(1, 17)]  # no repeats
 
 
 # Runs the training command, but the process dies (os._exit, as abruptly as SIGKILL) in the middle of
@@ -126,7 +126,7 @@ def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, 
     optimizer update is ever saved half applied)."""
     run_dir = tmp_path / "run"
     iterations = []
-    for index, delay in enumerate(np.random.default_rng(5).uniform(0.05, 0.6, size=3)):
+    for index, delay in enumerate(np.random.default_rng(5).uniform(0.05, 0.3, size=3)):
         process = train(*RUN, "--out", run_dir) if index == 0 else train("--resume", run_dir, "--no-progress")
         for line in process.stdout:  # wait until training is under way
             if line.startswith("epoch "):
