@@ -23,6 +23,12 @@ import numpy as np
 from .backend import get_array_module, to_device, to_numpy
 
 
+def decayed_gradient(parameter, weight_decay):
+    """The gradient with L2 weight decay added: g + wd * decay_mult * w (g itself when there is none)."""
+    decay = weight_decay * parameter.decay_mult
+    return parameter.grad + decay * parameter.data if decay else parameter.grad
+
+
 class SGD:
     """SGD with momentum over ``parameters``, an iterable of ``(name, Parameter)``."""
 
@@ -45,10 +51,7 @@ class SGD:
             velocity = self.velocity.get(name)
             if velocity is None:
                 velocity = self.velocity[name] = xp.zeros_like(parameter.data)
-            step = parameter.grad
-            decay = self.weight_decay * parameter.decay_mult
-            if decay:
-                step = step + decay * parameter.data
+            step = decayed_gradient(parameter, self.weight_decay)
             velocity *= self.momentum
             velocity -= (lr * parameter.lr_mult) * step
             parameter.data += velocity
@@ -101,10 +104,7 @@ class Adam:
             if name not in self.moments:
                 self.moments[name] = (xp.zeros_like(parameter.data), xp.zeros_like(parameter.data))
             first, second = self.moments[name]
-            grad = parameter.grad
-            decay = self.weight_decay * parameter.decay_mult
-            if decay:
-                grad = grad + decay * parameter.data
+            grad = decayed_gradient(parameter, self.weight_decay)
             first *= self.beta1
             first += (1 - self.beta1) * grad
             second *= self.beta2
