@@ -47,6 +47,21 @@ def place_without_overwriting(tmp, path):
     os.unlink(tmp)
 
 
+def temporary_prefix(path):
+    """The name every temporary file for ``path`` starts with (hidden, beside it)."""
+    return f".{os.path.basename(path)}."
+
+
+def remove_leftover_temporaries(path):
+    """Delete the temporary files that writes to ``path`` killed by SIGKILL left behind."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = temporary_prefix(path)
+    for name in os.listdir(directory):
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            os.unlink(os.path.join(directory, name))
+
+
 @contextlib.contextmanager
 def atomic_write(path, overwrite=True):
     """``with atomic_write(path) as file:`` write binary content to ``file``; it lands at ``path``
@@ -55,7 +70,7 @@ def atomic_write(path, overwrite=True):
     directory = os.path.dirname(os.path.abspath(path))
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f"{path}: already exists (not overwriting)")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=temporary_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             yield file

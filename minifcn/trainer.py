@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .atomic_files import write_text_atomically
+from .atomic_files import remove_leftover_temporaries, write_text_atomically
 from .backend import is_out_of_memory, to_device, to_numpy
 from .checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from .cli import UsageError
@@ -29,7 +29,7 @@ from .viz import save_learning_curves, save_prediction_grid
 LOG_FIELDS = ["epoch", "iteration", "train_loss", "val_loss", "pixel_accuracy", "mean_accuracy", "mean_iou",
               "frequency_weighted_iou", "seconds"]
 OPTIMIZER_PREFIX = "optimizer/"  # checkpoint entries holding the optimizer state
-RUN_FILES_STEMS = ("config", "log", "best", "last", "learning_curves", "predictions")  # what a run writes
+RUN_FILES = ("config.json", "log.csv", "best.npz", "last.npz", "learning_curves.png", "predictions.png")
 PROGRESS_REFRESH = 10  # iterations between reads of the running loss (each read syncs a GPU)
 
 
@@ -410,9 +410,8 @@ class Trainer:
     def resume(self):
         """Continue from ``run_dir/last.npz``: weights, optimizer, position, dropout stream, log."""
         # A process killed while writing leaves its hidden temporary file (see atomic_files) behind.
-        for leftover in self.run_dir.glob(".*.tmp"):
-            if leftover.name.split(".")[1] in RUN_FILES_STEMS:
-                leftover.unlink()
+        for name in RUN_FILES:
+            remove_leftover_temporaries(self.run_dir / name)
         path = self.run_dir / "last.npz"
         if not path.exists():  # stopped before its first checkpoint: nothing to continue from
             print(f"{self.run_dir} has no checkpoint yet: starting its run from the beginning", flush=True)
