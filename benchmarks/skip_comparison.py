@@ -15,14 +15,11 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from minifcn.data import BatchLoader
 from minifcn.inference import evaluate_model, load_trained_model, predict_labels
 from minifcn.trainer import TrainingConfig, open_splits
-from minifcn.viz import colorize, legend_handles
+from minifcn.viz import save_label_grid
 
 
 def best_row(run_dir):
@@ -55,24 +52,13 @@ def main(argv=None):
         models.append((model, metadata["preprocessing"]))
         names.append(name)
 
-    _, val_set = open_splits(config)
-    columns = 2 + len(models)
-    figure = Figure(figsize=(2.2 * columns, 2.2 * args.images + 0.6), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = np.asarray(figure.subplots(args.images, columns, squeeze=False))
-    for row in range(args.images):
-        image, truth = val_set[row]
-        panels = [image, colorize(truth, val_set.class_colors)]
-        panels += [colorize(predict_labels(model, image, pre, "cpu"), val_set.class_colors) for model, pre in models]
-        for column, (axis, panel) in enumerate(zip(axes[row], panels)):
-            axis.imshow(panel, interpolation="nearest")
-            axis.set_axis_off()
-            if row == 0:
-                axis.set_title((["image", "ground truth"] + names)[column], fontsize=10)
-    figure.legend(handles=legend_handles(val_set.class_names, val_set.class_colors), loc="lower center",
-                  ncol=len(val_set.class_names), fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, 0.5 / (2.2 * args.images + 0.6), 1, 1))
-    figure.savefig(args.out)
+    # The runs share their validation split (same data options); the last one opened serves for all.
+    shown = range(min(args.images, len(val_set)))
+    images = [val_set[index][0] for index in shown]
+    truths = [val_set[index][1] for index in shown]
+    predictions = [[predict_labels(model, image, pre, "cpu") for image in images] for model, pre in models]
+    save_label_grid(images, [truths] + predictions, ["image", "ground truth"] + names, val_set.class_names,
+                    val_set.class_colors, args.out)
     print(f"\nsaved {args.out}", file=sys.stderr)
     return 0
 

@@ -105,18 +105,25 @@ def save_learning_curves(rows, path):
 
 def save_prediction_grid(images, truths, predictions, class_names, colors, path, ignore_index=255, titles=None):
     """One row per example: image, ground truth, prediction; a legend of all classes below."""
-    rows = len(images)
-    figure = Figure(figsize=(9, 3 * rows + 0.8), dpi=100)
+    save_label_grid(images, [truths, predictions], titles or ("image", "ground truth", "prediction"), class_names,
+                    colors, path, ignore_index)
+
+
+def save_label_grid(images, label_columns, titles, class_names, colors, path, ignore_index=255):
+    """One row per example: the image, then one coloured label map per column of ``label_columns``
+    (lists of (H, W) maps, e.g. the ground truth and several models' predictions); ``titles`` names
+    every column, image included; a legend of all classes below."""
+    rows, columns = len(images), 1 + len(label_columns)
+    figure = Figure(figsize=(3 * columns, 3 * rows + 0.8), dpi=100)
     FigureCanvasAgg(figure)
-    axes = np.asarray(figure.subplots(rows, 3, squeeze=False))
-    column_titles = titles or ("image", "ground truth", "prediction")
+    axes = np.asarray(figure.subplots(rows, columns, squeeze=False))
     for row in range(rows):
-        panels = (images[row], colorize(truths[row], colors, ignore_index), colorize(predictions[row], colors, ignore_index))
+        panels = [images[row]] + [colorize(labels[row], colors, ignore_index) for labels in label_columns]
         for column, panel in enumerate(panels):
             axes[row, column].imshow(panel, interpolation="nearest")
             axes[row, column].set_axis_off()
             if row == 0:
-                axes[row, column].set_title(column_titles[column])
+                axes[row, column].set_title(titles[column])
     figure.legend(handles=legend_handles(class_names, colors), loc="lower center", ncol=min(6, len(class_names)),
                   fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0.6 / (3 * rows + 0.8), 1, 1))
