@@ -16,6 +16,8 @@ from minifcn.layers import SoftmaxCrossEntropy
 from minifcn.models.fcn import FCN8s
 from minifcn.train import main
 
+from .test_train import TINY
+
 # Sixteen epochs of twelve iterations, about 5 s after a start-up of under a second: kills at random
 # moments land in start-up, steps, evaluations and checkpoint writes alike.
 RUN = ["--synthetic-size", "48", "8", "--image-size", "64", "--width", "0.125", "--fc-channels", "16",
@@ -145,8 +147,7 @@ def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, 
     assert_same_weights(final_weights(run_dir), uninterrupted)
 
 
-TINY = ["--synthetic-size", "16", "8", "--image-size", "32", "--width", "0.0625", "--fc-channels", "8",
-        "--batch-size", "4", "--epochs", "3", "--no-progress", "--warmup", "2"]
+THREE_EPOCHS = TINY + ["--epochs", "3"]  # 4 steps and 2 validation batches an epoch
 
 
 def fail_at(monkeypatch, cls, method, iteration, make_failure):
@@ -167,7 +168,7 @@ def test_a_non_finite_loss_stops_naming_the_iteration_and_keeps_the_last_good_ch
     # Epoch 1 has 4 iterations and 2 validation batches: the 7th loss is epoch 2's first.
     fail_at(monkeypatch, SoftmaxCrossEntropy, "forward", 7, lambda loss: loss * np.float32("nan"))
     out = tmp_path / "run"
-    assert main(TINY + ["--out", str(out)]) == 1
+    assert main(THREE_EPOCHS + ["--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "the loss became nan at iteration" in err and "learning rate" in err
     checkpoint = load_checkpoint(out / "last.npz")
@@ -188,7 +189,7 @@ def test_running_out_of_memory_suggests_smaller_batches_and_leaves_the_checkpoin
 
     # The model's 7th forward pass is the first step of epoch 2 (4 steps, then 2 validation batches).
     fail_at(monkeypatch, FCN8s, "forward", 7, raise_failure)
-    assert main(TINY + ["--out", str(out)]) == 2
+    assert main(THREE_EPOCHS + ["--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "out of memory on cpu at iteration 5" in err and "--batch-size" in err and "--crop-size" in err
     assert "last.npz is intact" in err and len(err.strip().splitlines()) == 1
