@@ -16,8 +16,12 @@ Cases:
   crops 5/9/31) on 1x3xSxS: forward, and forward+backward of a normalised softmax cross-entropy;
 - ``small``: the network ``python -m minifcn.train`` builds by default (width 0.25, fc 256, compact
   geometry, 6 classes) on a batch of 8x3x96x96, forward+backward;
+- ``camvid``: the network of docs/camvid.md (VGG16 width, fc 1024, compact geometry, 11 classes,
+  conv1-conv2 frozen) on one 1x3x360x480 image, forward+backward: a CamVid training step;
 - ``layers``: every layer of the reference FCN-8s alone, at the shape it sees for a 1x3xSxS input,
-  forward and forward+backward.
+  forward and forward+backward;
+- ``camvid-layers`` (not in the default set): the same for every layer of the ``camvid`` network at
+  360x480, named ``camvid:LAYER``; the frozen layers only forward: where a CamVid step spends its time.
 
 Both sides time what a training step does: the model is in training mode (dropout active), the
 forward pass keeps what backward needs (minifcn's caches, PyTorch's autograd graph), and a step is
@@ -41,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 FRAMEWORKS = ("minifcn", "torch")
-CASE_GROUPS = ("full", "small", "layers")
+CASE_GROUPS = ("full", "small", "camvid", "layers", "camvid-layers")
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
 # The two geometries of minifcn.models.fcn_base.GEOMETRIES, with the crop offsets they lead to
@@ -56,6 +60,9 @@ GEOMETRIES = {
 REFERENCE = dict(num_classes=21, width=1.0, fc_channels=4096, geometry="reference")
 SMALL = dict(num_classes=6, width=0.25, fc_channels=256, geometry="compact")
 SMALL_BATCH, SMALL_SIZE = 8, 96
+# The CamVid run of docs/camvid.md: what one of its training steps computes.
+CAMVID = dict(num_classes=11, width=1.0, fc_channels=1024, geometry="compact")
+CAMVID_SIZE, CAMVID_FROZEN = (360, 480), "conv2_2"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -82,14 +89,16 @@ def convt_out(size, k, s, p):
     return (size - 1) * s + k - 2 * p
 
 
-def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size):
+def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=None):
     """Ordered list of the FCN-8s layers with parameters or arithmetic: one dict per layer with
     ``name``, ``kind`` (conv, pool, convt, loss), ``in_shape``, ``out_shape``, the layer's arguments,
-    ``input_grad`` (does backward compute the input's gradient) and ``weight_grad``."""
+    ``input_grad`` (does backward compute the input's gradient) and ``weight_grad``. ``size`` is S
+    (an SxS input) or (H, W); ``frozen`` names the last trunk layer that is not trained."""
     g = GEOMETRIES[geometry]
     k = num_classes
     plan = []
-    shape = (batch, 3, size, size)
+    height, width_px = (size, size) if isinstance(size, int) else size
+    shape = (batch, 3, height, width_px)
     saved = {}
 
     def conv(name, x_shape, out_channels, kernel, padding, input_grad=True):
@@ -130,8 +139,14 @@ def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size):
     score_pool3 = conv("score_pool3", saved["pool3"], k, 1, 0)
     fuse3 = upscore_pool4 if g["crop_skips"] else score_pool3
     convt("upscore8", fuse3, 8)
-    scores = (batch, k, size, size)
+    scores = (batch, k, height, width_px)
     plan.append(dict(name="loss", kind="loss", in_shape=scores, out_shape=(), input_grad=True, weight_grad=False))
+    if frozen is not None:  # nothing up to ``frozen`` gets a gradient, nor the input of the first conv above
+        cut = [spec["name"] for spec in plan].index(frozen)
+        first_trained = next(i for i, spec in enumerate(plan) if i > cut and spec["kind"] == "conv")
+        for index, spec in enumerate(plan[:first_trained + 1]):
+            spec["input_grad"] = False
+            spec["weight_grad"] = spec["weight_grad"] and index > cut
     return plan
 
 
@@ -159,6 +174,20 @@ def network_flops(plan):
     return fwd, bwd
 
 
+def layer_plan(network, size):
+    """The layers timed one by one: the reference FCN-8s at SxS, or the network of the camvid case."""
+    if network == "camvid":
+        return fcn8s_plan(batch=1, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID)
+    return fcn8s_plan(batch=1, size=size, **REFERENCE)
+
+
+def split_layer_case(case):
+    """"conv3_1/fwd" -> ("reference", "conv3_1", "fwd"); "camvid:conv3_1/fwd" -> ("camvid", ...)."""
+    name, mode = case.split("/")
+    network, _, name = name.rpartition(":")
+    return network or "reference", name, mode
+
+
 def jobs_for(groups, size, layer_names=None):
     """The child-process jobs of the selected case groups, in run order."""
     jobs = []
@@ -166,10 +195,12 @@ def jobs_for(groups, size, layer_names=None):
         jobs.append("full")
     if "small" in groups:
         jobs.append("small")
-    if "layers" in groups:
-        for spec in fcn8s_plan(batch=1, size=size, **REFERENCE):
-            if layer_names is None or spec["name"] in layer_names:
-                jobs.append("layer:" + spec["name"])
+    if "camvid" in groups:
+        jobs.append("camvid")
+    for group, network in (("layers", "reference"), ("camvid-layers", "camvid")):
+        if group in groups:
+            jobs.extend(f"layer:{network}:{spec['name']}" for spec in layer_plan(network, size)
+                        if layer_names is None or spec["name"] in layer_names)
     return jobs
 
 
@@ -181,8 +212,11 @@ def case_flops(case, size):
     if case == "small/fwd+bwd":
         fwd, bwd = network_flops(fcn8s_plan(batch=SMALL_BATCH, size=SMALL_SIZE, **SMALL))
         return fwd + bwd
-    name, mode = case.split("/")
-    spec = next(s for s in fcn8s_plan(batch=1, size=size, **REFERENCE) if s["name"] == name)
+    if case == "camvid/fwd+bwd":
+        fwd, bwd = network_flops(fcn8s_plan(batch=1, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID))
+        return fwd + bwd
+    network, name, mode = split_layer_case(case)
+    spec = next(s for s in layer_plan(network, size) if s["name"] == name)
     fwd, bwd = layer_flops(spec)
     if fwd is None:
         return None
@@ -195,8 +229,10 @@ def case_shape(case, size):
         return f"1x3x{size}x{size}"
     if case.startswith("small/"):
         return f"{SMALL_BATCH}x3x{SMALL_SIZE}x{SMALL_SIZE}"
-    name = case.split("/")[0]
-    spec = next(s for s in fcn8s_plan(batch=1, size=size, **REFERENCE) if s["name"] == name)
+    if case.startswith("camvid/"):
+        return f"1x3x{CAMVID_SIZE[0]}x{CAMVID_SIZE[1]}, {CAMVID_FROZEN} frozen"
+    network, name, _ = split_layer_case(case)
+    spec = next(s for s in layer_plan(network, size) if s["name"] == name)
     text = "x".join(map(str, spec["in_shape"])) + " -> " + ("x".join(map(str, spec["out_shape"])) or "scalar")
     if spec["kind"] in ("conv", "convt"):
         text += f" (k{spec['kernel']} s{spec['stride']} p{spec['padding']})"
@@ -253,15 +289,21 @@ def time_cases(cases, forward, step, release, args, baseline_mb):
 
 
 def run_job(job, args, model_cases, layer_cases):
-    """Dispatch one job to a worker's ``model_cases(options, batch, size, cases)`` or, for "layer:NAME",
-    to its ``layer_cases(name, spec)`` with the layer's entry of the reference plan."""
+    """Dispatch one job to a worker's ``model_cases(options, batch, size, cases, frozen=None)`` (size S
+    or (H, W); ``frozen``: the last trunk layer that is not trained) or, for "layer:NETWORK:NAME",
+    to its ``layer_cases(cases, spec)`` with the layer's cases and its entry of ``layer_plan``."""
     if job == "full":
         model_cases(REFERENCE, 1, args.size, ["full/fwd", "full/fwd+bwd"])
     elif job == "small":
         model_cases(SMALL, SMALL_BATCH, SMALL_SIZE, ["small/fwd+bwd"])
+    elif job == "camvid":
+        model_cases(CAMVID, 1, CAMVID_SIZE, ["camvid/fwd+bwd"], frozen=CAMVID_FROZEN)
     else:
-        name = job.split(":", 1)[1]
-        layer_cases(name, next(s for s in fcn8s_plan(batch=1, size=args.size, **REFERENCE) if s["name"] == name))
+        _, network, name = job.split(":")
+        spec = next(s for s in layer_plan(network, args.size) if s["name"] == name)
+        label = name if network == "reference" else f"{network}:{name}"
+        trained = spec["input_grad"] or spec["weight_grad"]  # a frozen layer only runs forward
+        layer_cases([f"{label}/fwd"] + ([f"{label}/fwd+bwd"] if trained else []), spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,15 +374,18 @@ def minifcn_worker(job, args):
     rng = np.random.default_rng(0)
     out = []
 
-    def model_cases(options, batch, size, cases):
+    def model_cases(options, batch, size, cases, frozen=None):
         model = build_model("fcn8s", seed=0, **options).train()  # dropout active, as in training
+        if frozen:
+            model.freeze(frozen)
+        height, width = (size, size) if isinstance(size, int) else size
         geometry = GEOMETRIES[options["geometry"]]
         for name, offset in geometry["offsets"].items():
             actual = model.crops[name].offset
             if actual != offset:
                 raise RuntimeError(f"{name}: minifcn crops at {actual}, the benchmark's PyTorch net at {offset}")
-        x = (rng.standard_normal((batch, 3, size, size), dtype=np.float32) * 60).astype(np.float32)
-        labels = rng.integers(0, options["num_classes"], (batch, size, size)).astype(np.int32)
+        x = (rng.standard_normal((batch, 3, height, width), dtype=np.float32) * 60).astype(np.float32)
+        labels = rng.integers(0, options["num_classes"], (batch, height, width)).astype(np.int32)
         loss_layer = SoftmaxCrossEntropy()
 
         def forward():
@@ -354,7 +399,7 @@ def minifcn_worker(job, args):
 
         out.extend(time_cases(cases, forward, step, model.clear_cache, args, baseline))
 
-    def layer_cases(name, spec):
+    def layer_cases(cases, spec):
         x = rng.standard_normal(spec["in_shape"], dtype=np.float32)
         if spec["kind"] == "conv":
             layer = Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel"], spec["stride"],
@@ -388,7 +433,7 @@ def minifcn_worker(job, args):
                 layer.forward(x)
                 layer.backward(dy)
 
-        out.extend(time_cases([f"{name}/fwd", f"{name}/fwd+bwd"], forward, step, layer.clear_cache, args, baseline))
+        out.extend(time_cases(cases, forward, step, layer.clear_cache, args, baseline))
 
     run_job(job, args, model_cases, layer_cases)
     return dict(framework="minifcn", job=job, env=env, results=out)
@@ -499,10 +544,15 @@ def torch_worker(job, args):
     torch.manual_seed(0)
     out = []
 
-    def model_cases(options, batch, size, cases):
+    def model_cases(options, batch, size, cases, frozen=None):
         model = torch_fcn8s(**options).train()
-        x = torch.randn(batch, 3, size, size) * 60  # no requires_grad: the image needs no gradient
-        labels = torch.randint(0, options["num_classes"], (batch, size, size))
+        if frozen:  # no gradients up to and including ``frozen``, so autograd stops above it
+            for name in model.trunk[:model.trunk.index(frozen) + 1]:
+                if not name.startswith("pool"):
+                    getattr(model, name).requires_grad_(False)
+        height, width = (size, size) if isinstance(size, int) else size
+        x = torch.randn(batch, 3, height, width) * 60  # no requires_grad: the image needs no gradient
+        labels = torch.randint(0, options["num_classes"], (batch, height, width))
         kept = []
 
         def forward():
@@ -515,7 +565,7 @@ def torch_worker(job, args):
 
         out.extend(time_cases(cases, forward, step, kept.clear, args, baseline))
 
-    def layer_cases(name, spec):
+    def layer_cases(cases, spec):
         x = torch.randn(*spec["in_shape"]).requires_grad_(spec["input_grad"])
         if spec["kind"] == "conv":
             layer = nn.Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel"], spec["stride"],
@@ -546,7 +596,7 @@ def torch_worker(job, args):
             y = layer(x)
             y.backward(dy)
 
-        out.extend(time_cases([f"{name}/fwd", f"{name}/fwd+bwd"], forward, step, kept.clear, args, baseline))
+        out.extend(time_cases(cases, forward, step, kept.clear, args, baseline))
 
     run_job(job, args, model_cases, layer_cases)
     return dict(framework="torch", job=job, env=env, results=out)
@@ -816,8 +866,9 @@ def parse_args(argv=None):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", default="full,small,layers",
-                   help="comma-separated case groups: full, small, layers (default: all)")
+    p.add_argument("--cases", default="full,small,camvid,layers",
+                   help="comma-separated case groups: full, small, camvid, layers, camvid-layers "
+                        "(default: all but camvid-layers)")
     p.add_argument("--layers", default=None, help="only these layers in the 'layers' group, e.g. conv1_2,fc6")
     p.add_argument("--frameworks", default="minifcn,torch", help="minifcn, torch or both (default)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case; the median is reported (default 5)")
