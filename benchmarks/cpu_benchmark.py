@@ -213,7 +213,7 @@ def case_flops(case, size):
         fwd, bwd = network_flops(fcn8s_plan(batch=SMALL_BATCH, size=SMALL_SIZE, **SMALL))
         return fwd + bwd
     if case == "camvid/fwd+bwd":
-        fwd, bwd = network_flops(fcn8s_plan(batch=1, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID))
+        fwd, bwd = network_flops(layer_plan("camvid", size))
         return fwd + bwd
     network, name, mode = split_layer_case(case)
     spec = next(s for s in layer_plan(network, size) if s["name"] == name)

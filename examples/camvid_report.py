@@ -15,12 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from minifcn.data import open_dataset
 from minifcn.inference import load_trained_model, predict_labels
-from minifcn.viz import save_figure, save_prediction_grid
+from minifcn.viz import save_learning_curves, save_prediction_grid
 
 # FCN-8s on the 11-class CamVid test set, as tabulated in later papers (see ../shared/data/README.md);
 # keyed by the class names of classes.txt.
@@ -41,27 +38,6 @@ def scores_table(scores):
     return "\n".join(lines)
 
 
-def save_curves_against_time(rows, path):
-    """Train loss and validation mean IoU against minutes of training, from a run's log.csv rows."""
-    minutes = [float(row["seconds"]) / 60 for row in rows]
-    figure = Figure(figsize=(10, 4), dpi=100)
-    FigureCanvasAgg(figure)
-    loss_axes, iou_axes = figure.subplots(1, 2)
-    loss_axes.plot(minutes, [float(row["train_loss"]) for row in rows], "o-", label="train")
-    loss_axes.plot(minutes, [float(row["val_loss"]) for row in rows], "o-", label="validation")
-    loss_axes.set_ylabel("loss (mean since the previous point)")
-    loss_axes.legend()
-    iou_axes.plot(minutes, [float(row["mean_iou"]) * 100 for row in rows], "o-", color="tab:green")
-    iou_axes.axhline(PUBLISHED_MEAN_IOU, color="grey", linestyle="--", label="published FCN-8s (test)")
-    iou_axes.set_ylabel("validation mean IoU (%)")
-    iou_axes.legend(loc="lower right")
-    for axes in (loss_axes, iou_axes):
-        axes.set_xlabel("minutes of training")
-        axes.grid(alpha=0.3)
-    figure.tight_layout()
-    save_figure(figure, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="run directory of python -m minifcn.train")
@@ -75,7 +51,8 @@ def main(argv=None):
     print(scores_table(scores))
     rows = list(csv.DictReader(open(args.run / "log.csv")))
     args.out.mkdir(parents=True, exist_ok=True)
-    save_curves_against_time(rows, args.out / "camvid_curves.png")
+    save_learning_curves(rows, args.out / "camvid_curves.png", against="minutes",
+                         reference_iou=(PUBLISHED_MEAN_IOU / 100, "published FCN-8s (test)"))
 
     model, metadata = load_trained_model(scores["weights"])
     test_set = open_dataset("camvid", args.data_root, "test")

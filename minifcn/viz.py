@@ -79,26 +79,36 @@ def overlay_with_legend(image, labels, class_names, colors, path, alpha=0.5, ign
     save_figure(figure, path)
 
 
-def save_learning_curves(rows, path):
-    """Train and validation loss, and validation mean IoU, against iterations, from log rows (dicts
-    with iteration, train_loss, val_loss, mean_iou)."""
-    iterations = [row["iteration"] for row in rows]
+def save_learning_curves(rows, path, against="iteration", reference_iou=None):
+    """Train and validation loss, and validation mean IoU, from log rows (dicts with iteration,
+    seconds, train_loss, val_loss, mean_iou; numbers or the strings of log.csv), against iterations
+    or, with ``against="minutes"``, against minutes of training. ``reference_iou`` = (value, label)
+    draws a dashed line to compare the mean IoU with, e.g. a published figure."""
+    if against == "minutes":
+        x = [float(row["seconds"]) / 60 for row in rows]
+        x_label = "minutes of training"
+    else:
+        x = [int(row["iteration"]) for row in rows]
+        x_label = "iteration"
     figure = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(figure)
     loss_axes, iou_axes = figure.subplots(1, 2)
-    loss_axes.plot(iterations, [row["train_loss"] for row in rows], "o-", label="train")
-    loss_axes.plot(iterations, [row["val_loss"] for row in rows], "o-", label="validation")
-    loss_axes.set_xlabel("iteration")
+    loss_axes.plot(x, [float(row["train_loss"]) for row in rows], "o-", label="train")
+    loss_axes.plot(x, [float(row["val_loss"]) for row in rows], "o-", label="validation")
     loss_axes.set_ylabel("loss")
     loss_axes.legend()
-    loss_axes.grid(alpha=0.3)
-    iou_axes.plot(iterations, [row["mean_iou"] for row in rows], "o-", color="tab:green")
-    iou_axes.set_xlabel("iteration")
+    iou_axes.plot(x, [float(row["mean_iou"]) for row in rows], "o-", color="tab:green")
+    if reference_iou is not None:
+        value, label = reference_iou
+        iou_axes.axhline(value, color="grey", linestyle="--", label=label)
+        iou_axes.legend(loc="lower right")
     iou_axes.set_ylabel("validation mean IoU")
     iou_axes.set_ylim(0, 1)
-    iou_axes.grid(alpha=0.3)
     for axes in (loss_axes, iou_axes):
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
+        axes.set_xlabel(x_label)
+        axes.grid(alpha=0.3)
+        if against != "minutes":
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
     figure.tight_layout()
     save_figure(figure, path)
 
