@@ -2,31 +2,35 @@
 
     y[n, o, i, j] = bias[o] + sum over c, a, b of weight[o, c, a, b] * xpad[n, c, s*i + a, s*j + b]
 
-Three interchangeable methods compute it, each a module with the same four functions
+Four interchangeable methods compute it, each a module with the same four functions
 (``prepare``, ``forward``, ``weight_grad``, ``input_grad``):
 
-- ``pointwise`` (kernel 1x1): one matrix product per image, the convolution as a per-pixel dense layer;
+- ``pointwise`` (kernel 1x1): one matrix product, the convolution as a per-pixel dense layer;
+- ``stacked`` (stride 1): the kh*kw shifted views of the flat input stacked into one column matrix
+  and one matrix product; the fastest where that matrix is affordable and the map not tiny;
 - ``shift`` (stride 1): kh*kw shifted matrix products, memory-frugal on large maps;
-- ``im2col`` (any kernel and stride): gathered windows and one matrix product; fastest where the
-  column matrix is small, except for few channels on a large map.
+- ``im2col`` (any kernel and stride): gathered windows and one matrix product; for strides, and for
+  kernels nearly as wide as the map (fc6), where ``stacked`` would waste most of its product.
 
 ``method="auto"`` picks one by these rules (``choose_method`` has the measurements); the tests hold
-all three equal.
+all four equal.
 """
 
 from collections import namedtuple
 
-from . import conv_im2col, conv_pointwise, conv_shift
+from . import conv_im2col, conv_pointwise, conv_shift, conv_stacked
 from .padding import unpad2d
 from .validation import pair, require_floating, require_ndim
 
-METHODS = {"im2col": conv_im2col, "shift": conv_shift, "pointwise": conv_pointwise}
+METHODS = {"im2col": conv_im2col, "stacked": conv_stacked, "shift": conv_shift, "pointwise": conv_pointwise}
 
-# Above this size the im2col column matrix costs more in page faults and memory traffic than the
-# shifted products (measured on conv1_2 of a 500x500 input, whose column matrix is 1.1 GB).
+# Above this size a column matrix (im2col's or stacked's) costs more in page faults and memory traffic
+# than the shifted products (measured on conv1_2 of a 500x500 input, whose column matrix is 1.1 GB).
 IM2COL_MAX_BYTES = 64 * 2**20
-# Where shift beats im2col below that size (see choose_method): at most this many input channels,
-# no more output channels than input ones, and output maps of at least this many pixels.
+# stacked computes kw - 1 wasted columns in every row of Wp; above this fraction im2col is faster.
+STACKED_MAX_WASTE = 0.25
+# Where shift beats stacked below the memory limit (see choose_method): at most this many input
+# channels, no more output channels than input ones, and output maps of at least this many pixels.
 SHIFT_MAX_CHANNELS = 64
 SHIFT_MIN_PIXELS = 400
 
@@ -48,13 +52,17 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None):
     column_bytes = n * c * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
     if column_bytes > IM2COL_MAX_BYTES:
         return "shift"
-    # Below the memory limit, im2col's cost beyond the product is gathering C * kh * kw rows and
-    # scattering them back; shift's is adding up kh * kw products of O rows. Measured here (forward
-    # + backward, 8 images, shift's time over im2col's, in repeated runs whose speed varied by 1.5x):
-    # 16->16 at 96x96 0.56-0.85, 32->32 at 48x48 0.77-0.82, 64->64 at 24x24 0.93-0.94; but
-    # 128->128 at 12x12 1.07, 512->512 at 22x22 1.25, and 16->32 at 48x48 0.88-1.09 (left to im2col).
+    padded_width = out_hw[1] + kernel[1] - 1
+    if kernel[1] - 1 > STACKED_MAX_WASTE * padded_width:
+        return "im2col"
+    # stacked's cost beyond the product is copying C * kh * kw rows of the whole batch, twice; shift's
+    # is adding up kh * kw products of O rows. In the default model's training step (8 images,
+    # forward + backward, this machine, alternating in one process) shift was faster for 16->16 at
+    # 96x96 (16.9 vs 18.5 ms backward, 5.4 vs 9.0 forward) and 32->32 at 48x48 (10.5 vs 11.8, 3.8 vs
+    # 5.5), equal for 64->64 at 24x24, and slower wherever the channels grow or the map is small.
+    # (In runs where the whole machine was slower, about 1 in 4, stacked won everywhere by 10-20%.)
     few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
-    return "shift" if few_channels and out_hw[0] * out_hw[1] >= SHIFT_MIN_PIXELS else "im2col"
+    return "shift" if few_channels and out_hw[0] * out_hw[1] >= SHIFT_MIN_PIXELS else "stacked"
 
 
 def check_method(method, kernel, stride):
@@ -62,8 +70,8 @@ def check_method(method, kernel, stride):
         raise ValueError(f"method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
     if method == "pointwise" and tuple(kernel) != (1, 1):
         raise ValueError(f"method 'pointwise' needs a 1x1 kernel, got {tuple(kernel)}")
-    if method == "shift" and tuple(stride) != (1, 1):
-        raise ValueError(f"method 'shift' needs stride 1, got {tuple(stride)}")
+    if method in ("shift", "stacked") and tuple(stride) != (1, 1):
+        raise ValueError(f"method {method!r} needs stride 1, got {tuple(stride)}")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):

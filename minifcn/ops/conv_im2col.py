@@ -5,12 +5,15 @@ cheap for a 3-channel input (conv1_1) or a small map (fc6's 7x7 on pool5), prohi
 on a 700x700 map, where ``conv_shift`` takes over. Nothing is cached between passes: the backward
 gathers the windows again rather than holding the column matrix.
 
+The columns cover the whole batch (see ``windows``), so each pass is a single matrix product; the
+price is moving the output and its gradient between (N, O, ...) and the product's (O, N, ...) order,
+one pass over a map that the product itself reads or writes C*kh*kw times.
+
 Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
 """
 
 from ..backend import get_array_module
 from .padding import pad2d
-from .products import sum_of_products
 from .windows import gather_windows, scatter_windows
 
 
@@ -19,29 +22,34 @@ def prepare(x, padding):
     return pad2d(x, padding)
 
 
+def _by_channel(dy):
+    """dy (N, O, OH, OW) as the matrix (O, N*OH*OW) that multiplies the columns."""
+    xp = get_array_module(dy)
+    n, o = dy.shape[:2]
+    return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, -1)
+
+
 def forward(xpad, weight, stride, out_hw):
     """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with ``xpad`` (N, C, Hp, Wp)."""
     xp = get_array_module(xpad, weight)
     n = xpad.shape[0]
     o = weight.shape[0]
     cols = gather_windows(xpad, weight.shape[2:], stride, out_hw)
-    cols = cols.reshape(n, -1, out_hw[0] * out_hw[1])
-    y = xp.matmul(weight.reshape(o, -1), cols)
-    return y.reshape(n, o, *out_hw)
+    y = xp.matmul(weight.reshape(o, -1), cols.reshape(-1, n * out_hw[0] * out_hw[1]))
+    return xp.ascontiguousarray(y.reshape(o, n, *out_hw).transpose(1, 0, 2, 3))
 
 
 def weight_grad(xpad, dy, kernel, stride):
     """dweight (O, C, kh, kw) from the padded input (N, C, Hp, Wp) and dy (N, O, OH, OW)."""
     n, o, oh, ow = dy.shape
     c = xpad.shape[1]
-    cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(n, -1, oh * ow)
-    return sum_of_products(dy.reshape(n, o, oh * ow), cols).reshape(o, c, *kernel)
+    cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
+    return (_by_channel(dy) @ cols.T).reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):
     """dxpad (N, C, Hp, Wp): each output's gradient spread back over the window it came from."""
-    xp = get_array_module(dy, weight)
     n, o, oh, ow = dy.shape
     _, c, kh, kw = weight.shape
-    dcols = xp.matmul(weight.reshape(o, -1).T, dy.reshape(n, o, oh * ow))
-    return scatter_windows(dcols.reshape(n, c, kh, kw, oh, ow), padded_hw, stride)
+    dcols = weight.reshape(o, -1).T @ _by_channel(dy)
+    return scatter_windows(dcols.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)

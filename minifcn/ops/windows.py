@@ -4,7 +4,10 @@ Shape letters, used in every docstring of minifcn: N batch, C channels, H and W 
 input map, OH and OW of an output map, K classes, kh and kw a kernel's height and width.
 
 ``gather_windows`` is im2col: it copies, for every kernel offset (a, b), the strided sub-map that the
-offset sees. ``scatter_windows`` is its exact adjoint (col2im): it adds each offset's sub-map back at
+offset sees. The columns are laid out (C, kh, kw, N, OH, OW): rows are what one kernel weight row
+multiplies, columns are every output pixel of every image, so a whole batch is one matrix product
+(O, C*kh*kw) @ (C*kh*kw, N*OH*OW). One large product keeps BLAS busier than N small ones, and the
+weight gradient then sums over the batch inside the product instead of adding N partial results. ``scatter_windows`` is its exact adjoint (col2im): it adds each offset's sub-map back at
 the same place. The scatter is written once here and used twice: it is the input gradient of a
 convolution and the forward pass of a transposed convolution, which are the same operation.
 
@@ -22,27 +25,29 @@ def window_slices(offset, stride, count):
 
 
 def gather_windows(x, kernel, stride, out_hw):
-    """Copy the windows of ``x`` (N, C, H, W) into columns (N, C, kh, kw, OH, OW).
+    """Copy the windows of ``x`` (N, C, H, W) into columns (C, kh, kw, N, OH, OW).
 
     ``x`` is already padded; window (i, j) starts at (stride_h * i, stride_w * j).
     """
     xp = get_array_module(x)
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     n, c = x.shape[:2]
-    cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    by_channel = x.transpose(1, 0, 2, 3)  # (C, N, H, W): a view, copied once below
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     for a in range(kh):
         for b in range(kw):
-            cols[:, :, a, b] = x[:, :, window_slices(a, sh, oh), window_slices(b, sw, ow)]
+            cols[:, a, b] = by_channel[:, :, window_slices(a, sh, oh), window_slices(b, sw, ow)]
     return cols
 
 
 def scatter_windows(cols, padded_hw, stride):
-    """Adjoint of ``gather_windows``: sum columns (N, C, kh, kw, OH, OW) into a (N, C, H, W) map."""
+    """Adjoint of ``gather_windows``: sum columns (C, kh, kw, N, OH, OW) into a (N, C, H, W) map."""
     xp = get_array_module(cols)
-    n, c, kh, kw, oh, ow = cols.shape
+    c, kh, kw, n, oh, ow = cols.shape
     sh, sw = stride
     out = xp.zeros((n, c) + tuple(padded_hw), dtype=cols.dtype)
+    by_channel = out.transpose(1, 0, 2, 3)  # a view: adding into it fills ``out``
     for a in range(kh):
         for b in range(kw):
-            out[:, :, window_slices(a, sh, oh), window_slices(b, sw, ow)] += cols[:, :, a, b]
+            by_channel[:, :, window_slices(a, sh, oh), window_slices(b, sw, ow)] += cols[:, a, b]
     return out

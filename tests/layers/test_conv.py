@@ -54,6 +54,8 @@ CONFIGS = {
     "k1-pointwise": (5, 3, 1, 1, 0, True, "pointwise", (7, 9)),
     "k1s2p1-pointwise": (5, 3, 1, 2, 1, False, "pointwise", (13, 11)),
     "k5s1p2-shift-nobias": (3, 2, 5, 1, 2, False, "shift", (7, 9)),
+    "k3s1p1-stacked": (3, 5, 3, 1, 1, True, "stacked", (7, 9)),
+    "k5s1p2-stacked-nobias": (3, 2, 5, 1, 2, False, "stacked", (7, 9)),
     "k3s1p0-auto": (3, 5, 3, 1, 0, True, "auto", (13, 11)),
 }
 

@@ -41,6 +41,7 @@ CONFIGS = {
     "k4s2-bilinear": (3, 3, 4, 2, 0, False, "auto", (4, 3), ()),
     "k4s2p1-bias": (3, 5, 4, 2, 1, True, "im2col", (5, 4), ()),
     "k3s1p1-shift-bias": (3, 5, 3, 1, 1, True, "shift", (7, 9), ()),
+    "k3s1p1-stacked-bias": (3, 5, 3, 1, 1, True, "stacked", (7, 9), ()),
     "k1-pointwise-bias": (5, 3, 1, 1, 0, True, "pointwise", (7, 9), ()),
     "k16s8-bilinear": (2, 2, 16, 8, 0, False, "auto", (3, 2), ("weight",)),
     "k16s8p4-bias": (2, 3, 16, 8, 4, True, "im2col", (2, 3), ("weight",)),

@@ -1,4 +1,4 @@
-"""Tests for minifcn.ops.conv: conv2d and conv2d_backward with each of the three methods.
+"""Tests for minifcn.ops.conv: conv2d and conv2d_backward with each of the four methods.
 
 References: a naive loop over output pixels (float64, tiny shapes), numerical gradients (float64,
 odd shapes), the other methods on the same inputs, and torch.nn.functional.conv2d (float32,
@@ -18,10 +18,10 @@ def pair(value):
 
 
 def applicable_methods(kernel, stride):
-    """The methods that support this geometry: pointwise needs a 1x1 kernel, shift needs stride 1."""
+    """The methods that support this geometry: pointwise needs a 1x1 kernel, shift and stacked stride 1."""
     methods = ["im2col"]
     if pair(stride) == (1, 1):
-        methods.append("shift")
+        methods += ["shift", "stacked"]
     if pair(kernel) == (1, 1):
         methods.append("pointwise")
     return methods
@@ -142,7 +142,7 @@ def test_gradients_numerically(xp, c, o, h, w, kernel, stride, padding, method):
     assert max(errors.values()) <= 1e-6, errors
 
 
-@pytest.mark.parametrize("method", ["im2col", "shift"])
+@pytest.mark.parametrize("method", ["im2col", "shift", "stacked"])
 def test_gradients_numerically_without_bias(xp, method):
     """Without a bias, dbias is None and the other gradients are still right."""
     x, weight, _ = make_inputs(3, 5, 7, 9, 3, seed=3, bias=False)
@@ -165,7 +165,7 @@ AGREEMENT = [
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
 @pytest.mark.parametrize("c, o, h, w, kernel, stride, padding", AGREEMENT)
 def test_methods_agree(xp, c, o, h, w, kernel, stride, padding, dtype, tolerance):
-    """im2col, shift and pointwise (where each applies) give the same output and gradients."""
+    """im2col, shift, stacked and pointwise (where each applies) give the same output and gradients."""
     x, weight, bias = make_inputs(c, o, h, w, kernel, seed=4, dtype=dtype)
     methods = applicable_methods(kernel, stride)
     assert len(methods) >= 2
@@ -183,7 +183,7 @@ def test_methods_agree(xp, c, o, h, w, kernel, stride, padding, dtype, tolerance
             assert relative_error(got, expected) <= tolerance, (method, name)
 
 
-@pytest.mark.parametrize("method", ["im2col", "shift", "pointwise"])
+@pytest.mark.parametrize("method", ["im2col", "shift", "stacked", "pointwise"])
 def test_float32_stays_float32(xp, method):
     """A float32 input and weight give float32 output and gradients (no silent float64)."""
     x, weight, bias = make_inputs(3, 4, 6, 5, 1, dtype=np.float32)
@@ -193,7 +193,7 @@ def test_float32_stays_float32(xp, method):
         assert grad.dtype == np.float32
 
 
-@pytest.mark.parametrize("method", ["im2col", "shift", "pointwise"])
+@pytest.mark.parametrize("method", ["im2col", "shift", "stacked", "pointwise"])
 def test_backward_leaves_dy_and_input_alone(xp, method):
     """Neither pass writes into its arguments: x, weight and dy are unchanged afterwards."""
     x, weight, bias = make_inputs(3, 4, 6, 5, 1)
@@ -211,7 +211,8 @@ def test_backward_leaves_dy_and_input_alone(xp, method):
 
 @pytest.mark.parametrize(
     "kernel, padding, method",
-    [(3, 0, "im2col"), (3, 1, "im2col"), (3, 0, "shift"), (1, 0, "pointwise"), (1, 1, "pointwise")],
+    [(3, 0, "im2col"), (3, 1, "im2col"), (3, 0, "shift"), (3, 1, "stacked"), (1, 0, "pointwise"),
+     (1, 1, "pointwise")],
 )
 def test_strided_views_give_the_same_result(xp, kernel, padding, method):
     """A non-contiguous input (a strided, flipped view) and a Fortran-ordered dy give the same output
@@ -255,20 +256,25 @@ def test_output_size_hand_computed():
 
 
 def test_auto_chooses_by_the_documented_rule():
-    """1x1 -> pointwise, stride > 1 -> im2col, large column matrix -> shift; below that, shift for
-    few channels (not growing) on a large map, im2col otherwise."""
+    """1x1 -> pointwise, stride > 1 -> im2col, large column matrix -> shift; below that, im2col for a
+    kernel nearly as wide as the map, shift for few channels (not growing) on a large map, stacked
+    otherwise."""
     assert choose_method((1, 512, 22, 22), (1, 1), (1, 1), (22, 22), 4) == "pointwise"
     assert choose_method((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), 4) == "im2col"
-    assert choose_method((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), 4) == "im2col"
+    assert choose_method((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), 4) == "stacked"
     # conv1_2 on a 500x500 image: 64 * 9 * 698 * 698 floats = 1.1 GB of columns.
     assert 64 * 9 * 698 * 698 * 4 > IM2COL_MAX_BYTES
     assert choose_method((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), 4) == "shift"
-    # The default model's convolutions (8 images): shift for 16->16 at 96x96, im2col where the channels
-    # double, on small maps, and with many channels.
+    # fc6: 7x7 on the default model's 3x3 pool5 padded by 3 would waste 6 of every 9 columns in
+    # stacked; on the reference's 16x16 pool5 (500x500 input) 6 of 16.
+    assert choose_method((8, 128, 9, 9), (7, 7), (1, 1), (3, 3), 4, out_channels=256) == "im2col"
+    assert choose_method((1, 512, 16, 16), (7, 7), (1, 1), (10, 10), 4, out_channels=4096) == "im2col"
+    # The default model's convolutions (8 images): shift for 16->16 at 96x96, stacked where the
+    # channels grow, on small maps, and with many channels.
     assert choose_method((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 4, out_channels=16) == "shift"
-    assert choose_method((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 4, out_channels=32) == "im2col"
-    assert choose_method((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 4, out_channels=128) == "im2col"
-    assert choose_method((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 4, out_channels=512) == "im2col"
+    assert choose_method((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 4, out_channels=32) == "stacked"
+    assert choose_method((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 4, out_channels=128) == "stacked"
+    assert choose_method((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 4, out_channels=512) == "stacked"
 
 
 @pytest.mark.parametrize(
@@ -313,6 +319,8 @@ def test_bad_shapes_and_options_are_rejected(xp):
         conv2d(x, weight, method="pointwise")
     with pytest.raises(ValueError, match="stride 1.*\\(2, 2\\)"):
         conv2d(x, weight, stride=2, method="shift")
+    with pytest.raises(ValueError, match="stride 1.*\\(2, 2\\)"):
+        conv2d(x, weight, stride=2, method="stacked")
     with pytest.raises(ValueError, match="winograd"):
         conv2d(x, weight, method="winograd")
     with pytest.raises(ValueError, match="stride must be at least 1"):
@@ -325,11 +333,14 @@ def test_bad_shapes_and_options_are_rejected(xp):
 TORCH_CASES = {
     "64to64-64x64-im2col": (2, 64, 64, 64, 64, 3, 1, 1, "im2col"),
     "64to64-64x64-shift": (2, 64, 64, 64, 64, 3, 1, 1, "shift"),
+    "64to64-64x64-stacked": (2, 64, 64, 64, 64, 3, 1, 1, "stacked"),
     "512to512-22x22": (1, 512, 512, 22, 22, 3, 1, 1, "auto"),
     "512to512-22x22-shift": (1, 512, 512, 22, 22, 3, 1, 1, "shift"),
     "conv1_1-pad100": (1, 3, 64, 37, 41, 3, 1, 100, "auto"),
     "fc6-like-7x7": (1, 512, 256, 9, 9, 7, 1, 0, "auto"),
     "fc6-like-7x7-pad3": (1, 512, 64, 9, 9, 7, 1, 3, "shift"),
+    "fc6-like-7x7-pad3-stacked": (3, 128, 32, 3, 3, 7, 1, 3, "stacked"),
+    "fc6-like-7x7-pad3-batch": (3, 128, 32, 3, 3, 7, 1, 3, "auto"),
     "score-1x1": (2, 512, 21, 22, 22, 1, 1, 0, "pointwise"),
     "stride2": (2, 64, 32, 33, 31, 3, 2, 1, "im2col"),
 }

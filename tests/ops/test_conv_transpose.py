@@ -17,7 +17,7 @@ from minifcn.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backwa
 def applicable_methods(kernel, stride):
     methods = ["im2col"]
     if stride == 1:
-        methods.append("shift")
+        methods += ["shift", "stacked"]
     if kernel == 1:
         methods.append("pointwise")
     return methods
@@ -158,7 +158,7 @@ def test_is_the_adjoint_of_conv2d(xp, cin, cout, h, w, kernel, stride, padding, 
     "cin, cout, h, w, kernel, stride, padding", [(5, 7, 9, 11, 3, 1, 1), (5, 7, 9, 11, 1, 1, 0), (7, 4, 6, 5, 5, 1, 0)]
 )
 def test_methods_agree(xp, cin, cout, h, w, kernel, stride, padding, dtype, tolerance):
-    """im2col, shift and pointwise (where each applies) give the same output and gradients."""
+    """im2col, shift, stacked and pointwise (where each applies) give the same output and gradients."""
     x, weight, bias = make_inputs(cin, cout, h, w, kernel, seed=6, dtype=dtype)
     results = {}
     dy = None

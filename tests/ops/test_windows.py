@@ -24,13 +24,14 @@ def out_size(size, kernel, stride):
 
 
 def naive_gather(x, kernel, stride, out_hw):
-    """cols[n, c, a, b, i, j] = x[n, c, s*i + a, s*j + b], one window at a time."""
+    """cols[c, a, b, n, i, j] = x[n, c, s*i + a, s*j + b], one window of one image at a time."""
     n, c = x.shape[:2]
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
-    cols = np.zeros((n, c, kh, kw, oh, ow), x.dtype)
-    for i in range(oh):
-        for j in range(ow):
-            cols[:, :, :, :, i, j] = x[:, :, sh * i : sh * i + kh, sw * j : sw * j + kw]
+    cols = np.zeros((c, kh, kw, n, oh, ow), x.dtype)
+    for image in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                cols[:, :, :, image, i, j] = x[image, :, sh * i : sh * i + kh, sw * j : sw * j + kw]
     return cols
 
 
@@ -49,7 +50,7 @@ def test_gather_and_scatter_are_adjoint(xp, h, w, kernel, stride):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, h, w))
     out_hw = (out_size(h, kernel[0], stride[0]), out_size(w, kernel[1], stride[1]))
-    c = rng.standard_normal((2, 3) + tuple(kernel) + out_hw)
+    c = rng.standard_normal((3,) + tuple(kernel) + (2,) + out_hw)
     gathered = to_numpy(gather_windows(xp.asarray(x), kernel, stride, out_hw))
     scattered = to_numpy(scatter_windows(xp.asarray(c), (h, w), stride))
     assert scattered.shape == x.shape
@@ -62,7 +63,7 @@ def test_scatter_of_ones_counts_covering_windows(xp, h, w, kernel, stride):
     """Scattering ones adds up overlaps (no dropped repeated indices): each cell gets the number of
     windows that cover it, counted by a loop over windows."""
     out_hw = (out_size(h, kernel[0], stride[0]), out_size(w, kernel[1], stride[1]))
-    ones = xp.ones((1, 2) + tuple(kernel) + out_hw)
+    ones = xp.ones((2,) + tuple(kernel) + (1,) + out_hw)
     counts = np.zeros((1, 2, h, w))
     for i in range(out_hw[0]):
         for j in range(out_hw[1]):
@@ -72,6 +73,6 @@ def test_scatter_of_ones_counts_covering_windows(xp, h, w, kernel, stride):
 
 def test_scatter_keeps_dtype(xp):
     """float32 columns scatter into a float32 map (no promotion)."""
-    cols = xp.ones((1, 1, 3, 3, 2, 2), dtype=np.float32)
+    cols = xp.ones((1, 3, 3, 1, 2, 2), dtype=np.float32)
     assert scatter_windows(cols, (5, 5), (2, 2)).dtype == np.float32
     assert gather_windows(xp.ones((1, 1, 5, 5), np.float32), (3, 3), (2, 2), (2, 2)).dtype == np.float32
