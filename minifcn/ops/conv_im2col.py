@@ -44,7 +44,8 @@ def weight_grad(xpad, dy, kernel, stride):
     n, o, oh, ow = dy.shape
     c = xpad.shape[1]
     cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
-    return (_by_channel(dy) @ cols.T).reshape(o, c, *kernel)
+    dweight_t = cols @ _by_channel(dy).T  # the faster orientation, as in conv_stacked.weight_grad
+    return dweight_t.T.reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):

