@@ -784,7 +784,9 @@ def format_header(meta):
         f"- PyTorch {torch_env.get('torch', '?')}, torch.get_num_threads()={torch_env.get('threads', '?')}, "
         f"MKL={torch_env.get('blas') == 'mkl'}, oneDNN={torch_env.get('mkldnn', '?')}",
         f"- input {meta['size']}x{meta['size']}; median of {meta['repeats']} runs after {meta['warmup']} warm-up "
-        f"(layers: median of {meta['layer_repeats']}); times are a training step's: train mode, dropout on",
+        f"(layers: median of {meta['layer_repeats']})"
+        + (f", pooled over {meta['rounds']} rounds that alternate the frameworks" if meta.get("rounds", 1) > 1 else "")
+        + "; times are a training step's: train mode, dropout on",
         "- ratio = minifcn / PyTorch (above 1: minifcn is slower). GFLOP/s from the analytic count "
         "(multiply-add = 2 FLOPs; '-' for pools and the loss, which move memory rather than compute).",
         "- memory: peak RSS of the child process in MiB, and in brackets the peak minus the baseline "
@@ -798,6 +800,20 @@ def load_average():
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "?"
+
+
+def pool_rounds(found):
+    """One result per case from the results of several rounds: the timed runs of all rounds pooled
+    (median and minimum over them) and the highest peak memory, with the baseline of that round."""
+    by_case = {}
+    for item in found:
+        by_case.setdefault(item["case"], []).append(item)
+    pooled = []
+    for case, items in by_case.items():
+        times = [t for item in items for t in item["times"]]
+        highest = max(items, key=lambda item: item["peak_mb"])
+        pooled.append(dict(highest, times=times, median=statistics.median(times), min=min(times), rounds=len(items)))
+    return pooled
 
 
 def parent(args):
@@ -817,6 +833,7 @@ def parent(args):
                 cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                 threads=args.threads, openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
                 size=args.size, repeats=args.repeats, layer_repeats=args.layer_repeats, warmup=args.warmup,
+                rounds=args.rounds,
                 load_before=load_average(), python=sys.version.split()[0])
     if args.check:
         print("checking that the PyTorch network matches minifcn ...", file=sys.stderr)
@@ -829,10 +846,11 @@ def parent(args):
     results = {f: [] for f in frameworks}
     errors = []
     started = time.perf_counter()
-    for job in jobs:
+    for round_index, job in ((r, job) for r in range(args.rounds) for job in jobs):
         repeats = args.layer_repeats if job.startswith("layer:") else args.repeats
         for framework in frameworks:  # one after the other, never at the same time
-            print(f"[{time.perf_counter() - started:6.0f} s] {framework:7s} {job} ...", file=sys.stderr, flush=True)
+            label = f"{job} (round {round_index + 1} of {args.rounds})" if args.rounds > 1 else job
+            print(f"[{time.perf_counter() - started:6.0f} s] {framework:7s} {label} ...", file=sys.stderr, flush=True)
             reply = run_child(["--worker", framework, "--job", job, "--size", str(args.size),
                                "--repeats", str(repeats), "--warmup", str(args.warmup),
                                "--threads", str(args.threads)], args.threads, args.timeout)
@@ -848,6 +866,7 @@ def parent(args):
                 meta["torch_env"] = reply["env"]
     meta["load_after"] = load_average()
     meta["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results = {framework: pool_rounds(found) for framework, found in results.items()}
     rows = build_rows(results, args.size, frameworks)
     print(format_header(meta))
     print()
@@ -874,6 +893,10 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case; the median is reported (default 5)")
     p.add_argument("--layer-repeats", type=int, default=None, help="timed runs per layer case (default: --repeats)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing (default 1)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every case this many times, alternating the frameworks' processes, and pool "
+                        "the timed runs: on a machine whose speed drifts, both then sample the same "
+                        "stretches of time (default 1)")
     p.add_argument("--threads", type=int, default=cores, help=f"threads for both frameworks (default: all {cores} cores)")
     p.add_argument("--size", type=int, default=500, help="input height and width for 'full' and 'layers' (default 500)")
     p.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
@@ -886,8 +909,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.layer_repeats is None:
         args.layer_repeats = args.repeats
-    if min(args.repeats, args.layer_repeats) < 1 or args.warmup < 0 or args.threads < 1 or args.size < 1:
-        p.error("--repeats and --layer-repeats must be >= 1, --warmup >= 0, --threads and --size >= 1")
+    if min(args.repeats, args.layer_repeats, args.rounds) < 1 or args.warmup < 0 or args.threads < 1 or args.size < 1:
+        p.error("--repeats, --layer-repeats and --rounds must be >= 1, --warmup >= 0, --threads and --size >= 1")
     return args
 
 
