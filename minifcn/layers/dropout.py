@@ -26,7 +26,8 @@ class Dropout(Layer):
             self._cache = "identity"
             return x
         self.last_mask = dropout_mask(x.shape, self.p, self.rng, x.dtype.type)
-        y, self._cache = dropout(x, self.last_mask)
+        y, mask = dropout(x, self.last_mask)
+        self._keep(mask)
         return y
 
     def backward(self, dy):

@@ -2,6 +2,9 @@
 
 from .parameter import Parameter
 
+# What a layer keeps from forward when its backward will compute nothing (see ``Layer._keep``).
+NOTHING_TO_COMPUTE = "nothing to compute"
+
 
 class Layer:
     """A layer holds its Parameters as attributes and the cache of its last forward pass.
@@ -36,6 +39,16 @@ class Layer:
         for _, parameter in self.parameters():
             parameter.to(device)
         return self
+
+    def computes_gradients(self):
+        """Will backward compute anything: the input's gradient or a trainable parameter's?"""
+        return self.input_grad or any(parameter.requires_grad for _, parameter in self.parameters())
+
+    def _keep(self, cache):
+        """Keep ``cache`` for backward, unless backward will compute nothing (a frozen layer under a
+        frozen layer): then keeping it would only hold memory, a whole activation map for each frozen
+        convolution, through the rest of the step. Backward then gets ``NOTHING_TO_COMPUTE``."""
+        self._cache = cache if self.computes_gradients() else NOTHING_TO_COMPUTE
 
     def clear_cache(self):
         """Drop what forward kept for backward (called by backward, or to free memory after eval)."""

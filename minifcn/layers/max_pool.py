@@ -12,7 +12,8 @@ class MaxPool2d(Layer):
 
     def forward(self, x):
         """x (N, C, H, W) -> y (N, C, OH, OW)."""
-        y, self._cache = max_pool2d(x, self.kernel_size, self.stride, self.ceil_mode)
+        y, cache = max_pool2d(x, self.kernel_size, self.stride, self.ceil_mode)
+        self._keep(cache)
         return y
 
     def backward(self, dy):

@@ -8,7 +8,8 @@ class ReLU(Layer):
     """y = max(x, 0), any shape."""
 
     def forward(self, x):
-        y, self._cache = relu(x)
+        y, positive = relu(x)
+        self._keep(positive)
         return y
 
     def backward(self, dy):

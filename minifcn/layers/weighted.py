@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .layer import Layer
+from .layer import NOTHING_TO_COMPUTE, Layer
 from .parameter import Parameter
 
 
@@ -34,14 +34,18 @@ class WeightedLayer(Layer):
 
     def forward(self, x):
         bias = None if self.bias is None else self.bias.data
-        y, self._cache = type(self).op(x, self.weight.data, bias, self.stride, self.padding, self.method)
+        y, cache = type(self).op(x, self.weight.data, bias, self.stride, self.padding, self.method)
+        self._keep(cache)
         return y
 
     def backward(self, dy):
         """Add dweight and dbias into the parameters' grads; return dx, or None if ``input_grad`` is False."""
+        cache = self._take_cache()
+        if cache is NOTHING_TO_COMPUTE:
+            return None
         weight_grad = self.weight.requires_grad
         bias_grad = self.bias is not None and self.bias.requires_grad
-        dx, dweight, dbias = type(self).op_backward(dy, self._take_cache(), self.input_grad, weight_grad)
+        dx, dweight, dbias = type(self).op_backward(dy, cache, self.input_grad, weight_grad)
         if weight_grad:
             self.weight.accumulate(dweight)
         if bias_grad:
