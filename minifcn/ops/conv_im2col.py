@@ -14,6 +14,7 @@ Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
 
 from ..backend import get_array_module
 from .padding import pad2d
+from .products import product_with_transpose
 from .windows import gather_windows, scatter_windows
 
 
@@ -44,8 +45,7 @@ def weight_grad(xpad, dy, kernel, stride):
     n, o, oh, ow = dy.shape
     c = xpad.shape[1]
     cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
-    dweight_t = cols @ _by_channel(dy).T  # the faster orientation, as in conv_stacked.weight_grad
-    return dweight_t.T.reshape(o, c, *kernel)
+    return product_with_transpose(_by_channel(dy), cols).reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):

@@ -96,7 +96,8 @@ def _weight_grad_by_bands(xpad, dy, kernel):
     dy_wide = _widen(dy, wp)
     band = max(1, min(oh, BAND_BYTES // (c * kh * kw * wp * xpad.itemsize)))  # output rows per band
     cols = xp.empty((c, kh, kw, band * wp), dtype=xpad.dtype)
-    dweight_t = xp.zeros((c * kh * kw, o), dtype=dy.dtype)  # transposed: (cols @ dy.T) is the faster product
+    # Accumulated transposed, (cols @ dy.T), the faster orientation (see products.product_with_transpose).
+    dweight_t = xp.zeros((c * kh * kw, o), dtype=dy.dtype)
     for image in range(n):
         for first_row in range(0, oh, band):
             start, length = first_row * wp, min(band, oh - first_row) * wp

@@ -17,6 +17,7 @@ every row are computed and thrown away, a waste of (kw-1)/Wp, which is large on 
 
 from ..backend import get_array_module
 from .conv_shift import prepare  # noqa: F401  (the same padded input, one spare zero row included)
+from .products import product_with_transpose
 
 
 def _stacked_shifts(xpad, kernel, oh):
@@ -58,10 +59,7 @@ def weight_grad(xpad, dy, kernel, stride):
     o, oh = dy.shape[1], dy.shape[2]
     c, wp = xpad.shape[1], xpad.shape[3]
     cols = _stacked_shifts(xpad, kernel, oh)
-    # (cols @ dy.T).T rather than dy @ cols.T: the same numbers, but BLAS computes the product with
-    # the long side first 5-40% faster on these shapes (measured on the default model's layers).
-    dweight_t = cols @ _wide_by_channel(dy, wp).T
-    return dweight_t.T.reshape(o, c, *kernel)
+    return product_with_transpose(_wide_by_channel(dy, wp), cols).reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):

@@ -1,6 +1,26 @@
-"""The batched matrix product that every weight gradient reduces to."""
+"""The matrix products that every weight gradient reduces to."""
 
 from ..backend import get_array_module
+
+# ``product_with_transpose`` takes the transposed product only for a long inner side and a result
+# small enough that copying it back into order stays in the caches.
+LONG_INNER = 256
+SMALL_RESULT = 2**20
+
+
+def product_with_transpose(a, b):
+    """a @ b.T for a (O, P) and b (R, P): an (O, R) array, P the long side (pixels of a batch).
+
+    BLAS computes the same numbers as (b @ a.T).T 5-40% faster on the long-P, few-channel shapes of
+    the default model's convolutions (R = C*kh*kw column rows, O outputs), but that result then has
+    to be copied into (O, R) order, one pass over a weight-sized array. That pass costs more than it
+    saves when P is short or the weight large: for fc6 of a 500x500 image (P = 256, R = 25088,
+    O = 4096) transposing the 411 MB result took 2.4 s in a training step, the product itself 0.3 s.
+    """
+    xp = get_array_module(a, b)
+    if a.shape[1] >= LONG_INNER and a.shape[0] * b.shape[0] <= SMALL_RESULT:
+        return xp.ascontiguousarray((b @ a.T).T)
+    return a @ b.T
 
 
 def sum_of_products(a, b):

@@ -257,8 +257,8 @@ def test_output_size_hand_computed():
 
 def test_auto_chooses_by_the_documented_rule():
     """1x1 -> pointwise, stride > 1 -> im2col, large column matrix -> shift; below that, im2col for a
-    kernel nearly as wide as the map, shift for few channels (not growing) on a large map, stacked
-    otherwise."""
+    kernel nearly as wide as the map and for the image layer of a single image, shift for few
+    channels (not growing) on a large map, stacked otherwise."""
     assert choose_method((1, 512, 22, 22), (1, 1), (1, 1), (22, 22), 4) == "pointwise"
     assert choose_method((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), 4) == "im2col"
     assert choose_method((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), 4) == "stacked"
@@ -275,6 +275,9 @@ def test_auto_chooses_by_the_documented_rule():
     assert choose_method((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 4, out_channels=32) == "stacked"
     assert choose_method((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 4, out_channels=128) == "stacked"
     assert choose_method((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 4, out_channels=512) == "stacked"
+    # conv1_1 on one image: im2col, whose product is already the output; on a batch, stacked.
+    assert choose_method((1, 3, 362, 482), (3, 3), (1, 1), (360, 480), 4, out_channels=64) == "im2col"
+    assert choose_method((8, 3, 98, 98), (3, 3), (1, 1), (96, 96), 4, out_channels=16) == "stacked"
 
 
 @pytest.mark.parametrize(
