@@ -785,7 +785,8 @@ def format_header(meta):
         f"MKL={torch_env.get('blas') == 'mkl'}, oneDNN={torch_env.get('mkldnn', '?')}",
         f"- input {meta['size']}x{meta['size']}; median of {meta['repeats']} runs after {meta['warmup']} warm-up "
         f"(layers: median of {meta['layer_repeats']})"
-        + (f", pooled over {meta['rounds']} rounds that alternate the frameworks" if meta.get("rounds", 1) > 1 else "")
+        + (f", pooled over {meta['rounds']} rounds that alternate the frameworks"
+           if meta.get("rounds", 1) > 1 else "")
         + "; times are a training step's: train mode, dropout on",
         "- ratio = minifcn / PyTorch (above 1: minifcn is slower). GFLOP/s from the analytic count "
         "(multiply-add = 2 FLOPs; '-' for pools and the loss, which move memory rather than compute).",
@@ -812,7 +813,8 @@ def pool_rounds(found):
     for case, items in by_case.items():
         times = [t for item in items for t in item["times"]]
         highest = max(items, key=lambda item: item["peak_mb"])
-        pooled.append(dict(highest, times=times, median=statistics.median(times), min=min(times), rounds=len(items)))
+        pooled.append(dict(highest, times=times, median=statistics.median(times), min=min(times),
+                           rounds=len(items)))
     return pooled
 
 
@@ -909,7 +911,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.layer_repeats is None:
         args.layer_repeats = args.repeats
-    if min(args.repeats, args.layer_repeats, args.rounds) < 1 or args.warmup < 0 or args.threads < 1 or args.size < 1:
+    if (min(args.repeats, args.layer_repeats, args.rounds) < 1 or args.warmup < 0 or args.threads < 1
+            or args.size < 1):
         p.error("--repeats, --layer-repeats and --rounds must be >= 1, --warmup >= 0, --threads and --size >= 1")
     return args
 

@@ -26,8 +26,7 @@ def prepare(x, padding):
 def _by_channel(dy):
     """dy (N, O, OH, OW) as the matrix (O, N*OH*OW) that multiplies the columns."""
     xp = get_array_module(dy)
-    n, o = dy.shape[:2]
-    return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, -1)
+    return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(dy.shape[1], -1)
 
 
 def forward(xpad, weight, stride, out_hw):

@@ -9,7 +9,8 @@ moves rows of OW), and the input gradient adds kh*kw contiguous blocks back (im2
 strided windows).
 
 Measured on the default model's 3x3 convolutions (8 images, 6 to 48 pixels square, 3 to 128
-channels, forward + backward) this was 10-25% faster than im2col and than one product per offset.
+channels, forward + backward) this was 10-25% faster than im2col, and than one product per offset
+except with few channels on the larger maps (see ``conv.choose_method``).
 The costs: the column matrix is as large as im2col's, and the kw-1 wrap-around ("wide") columns of
 every row are computed and thrown away, a waste of (kw-1)/Wp, which is large on tiny maps (fc6 on a
 3x3 pool5: two thirds), where ``conv.choose_method`` keeps im2col.

@@ -7,8 +7,9 @@ input map, OH and OW of an output map, K classes, kh and kw a kernel's height an
 offset sees. The columns are laid out (C, kh, kw, N, OH, OW): rows are what one kernel weight row
 multiplies, columns are every output pixel of every image, so a whole batch is one matrix product
 (O, C*kh*kw) @ (C*kh*kw, N*OH*OW). One large product keeps BLAS busier than N small ones, and the
-weight gradient then sums over the batch inside the product instead of adding N partial results. ``scatter_windows`` is its exact adjoint (col2im): it adds each offset's sub-map back at
-the same place. The scatter is written once here and used twice: it is the input gradient of a
+weight gradient then sums over the batch inside the product instead of adding N partial results.
+``scatter_windows`` is its exact adjoint (col2im): it adds each offset's sub-map back at the same
+place. The scatter is written once here and used twice: it is the input gradient of a
 convolution and the forward pass of a transposed convolution, which are the same operation.
 
 Both loop over the kh*kw kernel offsets, never over pixels: each iteration moves a whole strided
