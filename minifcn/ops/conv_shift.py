@@ -28,13 +28,26 @@ def prepare(x, padding):
     return pad2d(x, padding, extra_rows=1)
 
 
-def _widen(dy, wp):
-    """dy (N, O, OH, OW) as (N, O, OH * Wp) with zeros in the Wp - OW garbage columns."""
+def widen(dy, wp, by_channel=False):
+    """dy (N, O, OH, OW) with zeros in the Wp - OW garbage columns, as (N, O, OH * Wp); with
+    ``by_channel``, as the matrix (O, N * OH * Wp) that multiplies a whole batch's columns."""
     xp = get_array_module(dy)
-    n, o, oh, ow = dy.shape
-    wide = xp.zeros((n, o, oh, wp), dtype=dy.dtype)
-    wide[..., :ow] = dy
-    return wide.reshape(n, o, oh * wp)
+    source = dy.transpose(1, 0, 2, 3) if by_channel else dy
+    wide = xp.zeros(source.shape[:3] + (wp,), dtype=dy.dtype)
+    wide[..., : source.shape[3]] = source
+    return wide.reshape(source.shape[0], -1) if by_channel else wide.reshape(source.shape[:2] + (-1,))
+
+
+def copy_shifted_views(flat, kernel, wp, start, length, out):
+    """Fill ``out`` (C, kh, kw, ..., length) with the flat maps ``flat`` (C, ..., cells) read from
+    ``start`` shifted by each kernel offset: out[:, a, b] = flat[..., start + a*Wp + b :][:length].
+    The column matrix of ``conv_stacked`` and of the banded weight gradient below."""
+    kh, kw = kernel
+    for a in range(kh):
+        for b in range(kw):
+            shift = start + a * wp + b
+            out[:, a, b] = flat[..., shift : shift + length]
+    return out
 
 
 def forward(xpad, weight, stride, out_hw):
@@ -64,7 +77,7 @@ def weight_grad(xpad, dy, kernel, stride):
     With few input channels, one product per offset has a tiny (O, C) result and an inner dimension
     of a whole map, a shape BLAS computes slowly; there the offsets' shifted views are stacked into a
     column matrix (as ``conv_stacked`` does) one band of output rows at a time, so memory stays
-    bounded. Measured (forward-free, one weight gradient): 16->16 at 96x96, 8 images, 12.0 -> 6.4 ms;
+    bounded. Measured (the weight gradient alone): 16->16 at 96x96, 8 images, 12.0 -> 6.4 ms;
     64->64 on 698x698 (conv1_2 of a 500x500 image) 383 -> 307 ms; 128->128 at 349x349 274 -> 247
     ms; but 256->256 at 175x175 215 -> 240 ms, so from there on one product per offset.
     """
@@ -77,7 +90,7 @@ def weight_grad(xpad, dy, kernel, stride):
     kh, kw = kernel
     length = oh * wp
     flat = xpad.reshape(n, c, rows * wp)
-    dy_wide = _widen(dy, wp)
+    dy_wide = widen(dy, wp)
     dtaps = xp.empty((kh, kw, o, c), dtype=dy.dtype)
     for a in range(kh):
         for b in range(kw):
@@ -93,7 +106,7 @@ def _weight_grad_by_bands(xpad, dy, kernel):
     o, oh = dy.shape[1], dy.shape[2]
     kh, kw = kernel
     flat = xpad.reshape(n, c, rows * wp)
-    dy_wide = _widen(dy, wp)
+    dy_wide = widen(dy, wp)
     band = max(1, min(oh, BAND_BYTES // (c * kh * kw * wp * xpad.itemsize)))  # output rows per band
     cols = xp.empty((c, kh, kw, band * wp), dtype=xpad.dtype)
     # Accumulated transposed, (cols @ dy.T), the faster orientation (see products.product_with_transpose).
@@ -101,11 +114,7 @@ def _weight_grad_by_bands(xpad, dy, kernel):
     for image in range(n):
         for first_row in range(0, oh, band):
             start, length = first_row * wp, min(band, oh - first_row) * wp
-            part = cols[..., :length]
-            for a in range(kh):
-                for b in range(kw):
-                    shift = start + a * wp + b
-                    part[:, a, b] = flat[image, :, shift : shift + length]
+            part = copy_shifted_views(flat[image], kernel, wp, start, length, cols[..., :length])
             dweight_t += part.reshape(c * kh * kw, length) @ dy_wide[image, :, start : start + length].T
     return xp.ascontiguousarray(dweight_t.T).reshape(o, c, kh, kw)
 
@@ -117,7 +126,7 @@ def input_grad(dy, weight, stride, padded_hw):
     _, c, kh, kw = weight.shape
     hp, wp = padded_hw
     length = oh * wp
-    dy_wide = _widen(dy, wp)
+    dy_wide = widen(dy, wp)
     taps_t = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0))  # (kh, kw, C, O)
     dflat = xp.zeros((n, c, (hp + 1) * wp), dtype=dy.dtype)
     product = xp.empty((n, c, length), dtype=dy.dtype)

@@ -17,7 +17,7 @@ every row are computed and thrown away, a waste of (kw-1)/Wp, which is large on 
 """
 
 from ..backend import get_array_module
-from .conv_shift import prepare  # noqa: F401  (the same padded input, one spare zero row included)
+from .conv_shift import copy_shifted_views, prepare, widen  # noqa: F401  (prepare: the same padded input)
 from .products import product_with_transpose
 
 
@@ -25,24 +25,10 @@ def _stacked_shifts(xpad, kernel, oh):
     """cols (C * kh * kw, N * OH * Wp): row (c, a, b) is channel c of every image shifted by a*Wp + b."""
     xp = get_array_module(xpad)
     n, c, rows, wp = xpad.shape
-    kh, kw = kernel
     length = oh * wp
     flat = xpad.reshape(n, c, rows * wp).transpose(1, 0, 2)  # (C, N, rows * Wp): a view
-    cols = xp.empty((c, kh, kw, n, length), dtype=xpad.dtype)
-    for a in range(kh):
-        for b in range(kw):
-            shift = a * wp + b
-            cols[:, a, b] = flat[:, :, shift : shift + length]
-    return cols.reshape(c * kh * kw, n * length)
-
-
-def _wide_by_channel(dy, wp):
-    """dy (N, O, OH, OW) as the matrix (O, N * OH * Wp), zero in the Wp - OW wide columns."""
-    xp = get_array_module(dy)
-    n, o, oh, ow = dy.shape
-    wide = xp.zeros((o, n, oh, wp), dtype=dy.dtype)
-    wide[..., :ow] = dy.transpose(1, 0, 2, 3)
-    return wide.reshape(o, n * oh * wp)
+    cols = xp.empty((c,) + tuple(kernel) + (n, length), dtype=xpad.dtype)
+    return copy_shifted_views(flat, kernel, wp, 0, length, cols).reshape(-1, n * length)
 
 
 def forward(xpad, weight, stride, out_hw):
@@ -60,7 +46,7 @@ def weight_grad(xpad, dy, kernel, stride):
     o, oh = dy.shape[1], dy.shape[2]
     c, wp = xpad.shape[1], xpad.shape[3]
     cols = _stacked_shifts(xpad, kernel, oh)
-    return product_with_transpose(_wide_by_channel(dy, wp), cols).reshape(o, c, *kernel)
+    return product_with_transpose(widen(dy, wp, by_channel=True), cols).reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):
@@ -70,7 +56,7 @@ def input_grad(dy, weight, stride, padded_hw):
     _, c, kh, kw = weight.shape
     hp, wp = padded_hw
     length = oh * wp
-    dcols = (weight.reshape(o, -1).T @ _wide_by_channel(dy, wp)).reshape(c, kh, kw, n, length)
+    dcols = (weight.reshape(o, -1).T @ widen(dy, wp, by_channel=True)).reshape(c, kh, kw, n, length)
     dflat = xp.zeros((n, c, (hp + 1) * wp), dtype=dy.dtype)
     by_channel = dflat.transpose(1, 0, 2)  # a view: adding into it fills dflat
     for a in range(kh):
