@@ -23,6 +23,10 @@ Cases:
 - ``camvid-layers`` (not in the default set): the same for every layer of the ``camvid`` network at
   360x480, named ``camvid:LAYER``; the frozen layers only forward: where a CamVid step spends its time.
 
+minifcn runs the models as ``python -m minifcn.train`` does, through ``minifcn.data_parallel``: a
+batch of several images is split over the threads, one part and one single-threaded BLAS per core
+(a batch of one image runs as it is, with BLAS's own threads). PyTorch uses its intra-op threads.
+
 Both sides time what a training step does: the model is in training mode (dropout active), the
 forward pass keeps what backward needs (minifcn's caches, PyTorch's autograd graph), and a step is
 zero_grad + forward + loss + backward. The input image needs no gradient (conv1_1 computes none for
@@ -366,6 +370,7 @@ def minifcn_worker(job, args):
     sys.path.insert(0, ROOT)  # time the checkout this script lives in
     import numpy as np
 
+    from minifcn.data_parallel import DataParallel
     from minifcn.layers import Conv2d, ConvTranspose2d, MaxPool2d, SoftmaxCrossEntropy
     from minifcn.models import build_model
 
@@ -387,17 +392,19 @@ def minifcn_worker(job, args):
         x = (rng.standard_normal((batch, 3, height, width), dtype=np.float32) * 60).astype(np.float32)
         labels = rng.integers(0, options["num_classes"], (batch, height, width)).astype(np.int32)
         loss_layer = SoftmaxCrossEntropy()
+        # As python -m minifcn.train runs it: a batch split over the threads (one image: the model itself).
+        runner = DataParallel(model, args.threads)
 
         def forward():
-            model.forward(x)
+            runner.forward(x)
 
         def step():
-            model.zero_grad()
-            scores = model.forward(x)
+            runner.zero_grad()
+            scores = runner.forward(x)
             loss_layer.forward(scores, labels)
-            model.backward(loss_layer.backward())
+            runner.backward(loss_layer.backward())
 
-        out.extend(time_cases(cases, forward, step, model.clear_cache, args, baseline))
+        out.extend(time_cases(cases, forward, step, runner.clear_cache, args, baseline))
 
     def layer_cases(cases, spec):
         x = rng.standard_normal(spec["in_shape"], dtype=np.float32)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .atomic_files import write_text_atomically
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
+from .data_parallel import available_cores
 from .trainer import Trainer, TrainingConfig
 
 PROG = "python -m minifcn.train"
@@ -91,6 +92,10 @@ def build_parser():
 
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--device", default=defaults.device, help="cpu, gpu or gpu:N")
+    run_group.add_argument("--threads", type=int, default=None,
+                           help="on the CPU, split each batch over this many threads, one core and one part "
+                                "of the batch each (default: every core this process may use; the count is "
+                                "saved, so --resume keeps it)")
     run_group.add_argument("--seed", type=int, default=defaults.seed)
     run_group.add_argument("--out", default=None, help="run directory (default: runs/<date>-<time>-<arch>)")
     run_group.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
@@ -115,6 +120,7 @@ def config_from_args(args):
     values["lr"] = args.lr if args.lr is not None else (SGD_LR if sgd else TrainingConfig.lr)
     values["weight_decay"] = args.weight_decay if args.weight_decay is not None else (SGD_WEIGHT_DECAY if sgd else 0.0)
     values["scale"] = tuple(args.scale) if args.scale else None
+    values["threads"] = args.threads if args.threads is not None else available_cores()
     values["synthetic_size"] = tuple(args.synthetic_size)
     return TrainingConfig(**values)
 

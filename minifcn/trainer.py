@@ -19,6 +19,7 @@ from .backend import is_out_of_memory, to_device, to_numpy
 from .checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from .cli import UsageError
 from .data import BatchLoader, open_dataset
+from .data_parallel import DataParallel
 from .data.transforms import PREPROCESSING_FROM_SCRATCH
 from .inference import evaluate_model, predict_labels
 from .layers import SoftmaxCrossEntropy
@@ -72,6 +73,7 @@ class TrainingConfig:
     loss_normalize: bool = True
     class_weights: str = "none"
     device: str = "cpu"
+    threads: int = None  # CPU threads each batch is split over (None: every core this process may use)
     seed: int = 0
     eval_every: int = 1
 
@@ -85,6 +87,8 @@ class TrainingConfig:
             problems.append(f"--width must be positive, got {self.width}")
         if self.crop_size is not None and self.crop_size < 1:
             problems.append(f"--crop-size must be positive, got {self.crop_size}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"--threads must be positive, got {self.threads}")
         if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.optimizer not in ("sgd", "adam"):
@@ -171,6 +175,9 @@ class Trainer:
             except ValueError as error:
                 raise UsageError(str(error)) from None
         self.model.to(self.device)
+        # What the loop runs: on the CPU, each batch split over the cores (one thread per part); on a
+        # GPU the model itself, which the device already parallelises.
+        self.runner = DataParallel(self.model, config.threads) if self.device == "cpu" else self.model
 
         if config.optimizer == "adam":
             self.optimizer = Adam(self.model.parameters(), config.lr, weight_decay=config.weight_decay)
@@ -308,10 +315,10 @@ class Trainer:
             for images, labels in self.train_loader.iterate(start=self.batch_in_epoch):
                 lr = self.learning_rate()
                 x, y = to_device(images, self.device), to_device(labels, self.device)
-                scores = self.model.forward(x)
+                scores = self.runner.forward(x)
                 loss = self.loss_layer.forward(scores, y)
-                self.model.zero_grad()
-                self.model.backward(self.loss_layer.backward())
+                self.runner.zero_grad()
+                self.runner.backward(self.loss_layer.backward())
                 if self.device == "cpu" and not np.isfinite(loss):
                     raise NonFiniteLoss(self.iteration, float(loss), config)
                 self.optimizer.step(lr)
@@ -360,7 +367,7 @@ class Trainer:
 
     def _evaluate_and_log(self):
         config = self.config
-        scores, val_loss = evaluate_model(self.model, self.val_loader, self.num_classes, self.ignore_index,
+        scores, val_loss = evaluate_model(self.runner, self.val_loader, self.num_classes, self.ignore_index,
                                           self.device, self.class_weights, config.loss_normalize,
                                           progress=self.progress, description="validate")
         train_loss = float(to_numpy(self.since_eval_loss)) / max(self.since_eval_count, 1) \

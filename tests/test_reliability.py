@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from minifcn.checkpoint import load_checkpoint
+from minifcn.data_parallel import DataParallel
 from minifcn.layers import SoftmaxCrossEntropy
-from minifcn.models.fcn import FCN8s
 from minifcn.train import main
 
 from .test_train import TINY
@@ -187,8 +187,9 @@ def test_running_out_of_memory_suggests_smaller_batches_and_leaves_the_checkpoin
     def raise_failure(result):
         raise failure
 
-    # The model's 7th forward pass is the first step of epoch 2 (4 steps, then 2 validation batches).
-    fail_at(monkeypatch, FCN8s, "forward", 7, raise_failure)
+    # The 7th forward pass is the first step of epoch 2 (4 steps, then 2 validation batches); on the CPU
+    # the loop runs the model through DataParallel, one forward call per batch.
+    fail_at(monkeypatch, DataParallel, "forward", 7, raise_failure)
     assert main(THREE_EPOCHS + ["--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "out of memory on cpu at iteration 5" in err and "--batch-size" in err and "--crop-size" in err

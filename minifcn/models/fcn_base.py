@@ -166,25 +166,27 @@ class FCNBase:
         for _, parameter in self.parameters():
             parameter.zero_grad()
 
-    def _all_layers(self):
+    def layers(self):
+        """Every layer object of the trunk, head, skips and upsampling, in a fixed order (the crops and
+        fusions hold no parameters or modes)."""
         yield from (layer for _, layer in self.trunk_layers())
         yield from self.skip_layers.values()
 
     def train(self):
         self.training = True
-        for layer in self._all_layers():
+        for layer in self.layers():
             layer.train()
         return self
 
     def eval(self):
         self.training = False
-        for layer in self._all_layers():
+        for layer in self.layers():
             layer.eval()
         return self
 
     def clear_cache(self):
         """Drop every layer's forward cache (after an inference-only forward pass)."""
-        for layer in self._all_layers():
+        for layer in self.layers():
             layer.clear_cache()
         for crop in self.crops.values():
             crop.clear_cache()

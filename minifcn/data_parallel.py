@@ -1,0 +1,164 @@
+"""Data parallelism on the CPU: a batch split over threads, one core each, with single-threaded BLAS.
+
+Why: on a 2-core CPU a training step of the default model (8 images of 96x96) ran only 1.35x faster
+with two BLAS threads than with one. Much of the step is NumPy work that runs on one core whatever
+BLAS does (padding, copying shifted views, pooling, ReLU, the loss), and many of its matrix products
+are too small for two BLAS threads to share well. Giving each core half of the batch instead, in its
+own Python thread (NumPy and BLAS release the GIL while they compute) with BLAS limited to one thread,
+keeps both cores busy through the whole step: 141 -> 109 ms measured on the default model.
+
+How it stays the same computation:
+
+- thread 0 runs the model itself on the first part of the batch; each other thread runs a replica, a
+  copy of the model whose parameters share their values (``data``) with the model's but have their
+  own gradient buffers, so no two threads ever add into the same array;
+- the scores of the parts are joined, so the loss is computed on the whole batch as before (its
+  normaliser counts every non-ignored pixel of the batch) and its gradient is split again for backward;
+- after backward the replicas' gradients are added into the model's in a fixed order, so the result
+  does not depend on which thread finishes first; it equals the one-thread step's up to the order of
+  float sums;
+- dropout: each replica's masks come from a generator seeded, every training forward pass, from the
+  model's own dropout generator, so runs are reproducible and resume exactly (for a given thread count).
+
+Only for NumPy arrays on the CPU: on a GPU the device already runs the whole batch in parallel.
+"""
+
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+from .layers import Dropout
+
+
+def available_cores():
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class DataParallel:
+    """Runs ``model`` on a batch split over ``threads`` threads; use it where the model would be used.
+
+    ``forward(x)``, ``backward(dscores)``, ``zero_grad()``, ``clear_cache()``, ``train()`` and ``eval()``
+    behave as the model's do, and gradients end up in the model's parameters. A batch of one image, or
+    ``threads=1``, runs the model itself on the calling thread, with BLAS's own threads.
+    """
+
+    def __init__(self, model, threads=None):
+        self.model = model
+        self.threads = max(1, threads or available_cores())
+        self._blas = ThreadpoolController()
+        self._replicas = []  # made at the first split forward pass, so freezing before it is seen
+        self._parts = None  # the batch slices of the last forward pass
+        self._pool = None
+
+    # --- the model's interface ------------------------------------------------------------------
+
+    @property
+    def training(self):
+        return self.model.training
+
+    def train(self):
+        self.model.train()
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def zero_grad(self):
+        self.model.zero_grad()
+
+    def forward(self, x):
+        """Scores (N, K, H, W) for x (N, 3, H, W), each part of the batch computed on its own thread."""
+        self._parts = split_batch(len(x), self.threads)
+        if len(self._parts) == 1:
+            return self.model.forward(x)
+        self._sync_replicas(len(self._parts) - 1)
+        models = [self.model] + self._replicas[: len(self._parts) - 1]
+        scores = self._run(lambda model, part: model.forward(x[part]), models, self._parts)
+        return np.concatenate(scores)
+
+    def backward(self, dscores):
+        """Add the gradients for dscores (N, K, H, W) into the model's parameters (as model.backward)."""
+        parts = self._parts
+        if parts is None:
+            raise RuntimeError("DataParallel.backward called without a forward pass before it")
+        self._parts = None
+        if len(parts) == 1:
+            return self.model.backward(dscores)
+        replicas = self._replicas[: len(parts) - 1]
+
+        def backward_part(model, part):
+            if model is not self.model:
+                model.zero_grad()  # a replica's buffers hold only this batch's gradient
+            model.backward(dscores[part])
+
+        self._run(backward_part, [self.model] + replicas, parts)
+        for replica in replicas:  # in a fixed order: the sum does not depend on the threads' timing
+            for (_, parameter), (_, copied) in zip(self.model.parameters(), replica.parameters()):
+                if parameter.requires_grad:
+                    parameter.grad += copied.grad
+        return None
+
+    def clear_cache(self):
+        self._parts = None
+        for model in [self.model] + self._replicas:
+            model.clear_cache()
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def close(self):
+        """Stop the worker threads (they also stop with the process)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    # --- threads and replicas ---------------------------------------------------------------------
+
+    def _run(self, work, models, parts):
+        """``work(model, part)`` for every part of the batch, part i on thread i, BLAS single-threaded."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minifcn-data-parallel")
+        with self._blas.limit(limits=1, user_api="blas"):
+            futures = [self._pool.submit(work, model, part) for model, part in zip(models, parts)]
+            wait(futures)  # all of them, so no thread is still computing when an error is raised here
+        return [future.result() for future in futures]
+
+    def _sync_replicas(self, count):
+        """Make ``count`` replicas agree with the model: its current weights, frozen parameters and
+        layers, train or eval mode, and a dropout generator seeded from the model's."""
+        while len(self._replicas) < count:
+            # The values are shared (the memo maps each weight array to itself); everything else,
+            # gradient buffers, layers and their caches included, is the replica's own.
+            shared = {id(parameter.data): parameter.data for _, parameter in self.model.parameters()}
+            self._replicas.append(copy.deepcopy(self.model, shared))
+        training = self.model.training
+        for replica in self._replicas[:count]:
+            for (_, parameter), (_, copied) in zip(self.model.parameters(), replica.parameters()):
+                copied.data = parameter.data  # a load or an optimizer may have replaced the array
+                copied.requires_grad = parameter.requires_grad
+            for layer, copied in zip(self.model.layers(), replica.layers()):
+                copied.training = training
+                copied.input_grad = layer.input_grad
+            if training and any(isinstance(layer, Dropout) and layer.p > 0 for layer in replica.layers()):
+                generator = np.random.default_rng(self.model.dropout_rng.integers(2**63))
+                for layer in replica.layers():
+                    if isinstance(layer, Dropout):
+                        layer.rng = generator
+
+
+def split_batch(size, threads):
+    """Slices cutting a batch of ``size`` images into at most ``threads`` parts as equal as possible."""
+    parts = min(size, threads)
+    bounds = [size * index // parts for index in range(parts + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:])]
