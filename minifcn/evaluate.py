@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data import BatchLoader, open_dataset
+from .data_parallel import DataParallel
 from .inference import evaluate_model, load_trained_model
 
 PROG = "python -m minifcn.evaluate"
@@ -26,6 +27,9 @@ def build_parser():
     parser.add_argument("--device", default="cpu", help="cpu, gpu or gpu:N")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per batch (default: 8 for synthetic data, else 1: images are evaluated whole)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="on the CPU, split each batch over this many threads (default: every core this "
+                             "process may use)")
     parser.add_argument("--max-images", type=int, default=None, help="evaluate on the first N images only")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="where to write the scores (default: beside the checkpoint, never overwriting)")
@@ -70,6 +74,8 @@ def unused_path(path):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be positive, got {args.threads}")
     device = resolve_device(args.device)
     model, metadata = load_trained_model(args.weights, device)
     dataset = open_evaluation_set(args, metadata)
@@ -82,7 +88,8 @@ def main(argv=None):
         dataset = Subset(dataset, args.max_images)
     batch_size = args.batch_size or (8 if args.data == "synthetic" else 1)
     loader = BatchLoader(dataset, batch_size, metadata["preprocessing"], shuffle=False)
-    scores, loss = evaluate_model(model, loader, model.num_classes, dataset.ignore_index, device,
+    runner = DataParallel(model, args.threads) if device == "cpu" else model
+    scores, loss = evaluate_model(runner, loader, model.num_classes, dataset.ignore_index, device,
                                   progress=not args.no_progress, description=f"evaluate {args.data}")
     class_names = metadata.get("class_names") or dataset.class_names
     print(f"{args.weights} on {args.data} {args.split or ''} ({len(dataset)} images)".replace("  ", " "))
