@@ -50,6 +50,8 @@ class DataParallel:
     """
 
     def __init__(self, model, threads=None):
+        if model.device != "cpu":
+            raise ValueError(f"DataParallel splits batches over CPU threads; a model on {model.device} runs whole")
         self.model = model
         self.threads = max(1, threads or available_cores())
         self._blas = ThreadpoolController()

@@ -141,6 +141,13 @@ def test_one_image_runs_the_model_itself_with_blas_threads_untouched():
     assert [pool["num_threads"] for pool in threadpool_info()] == before
 
 
+def test_a_model_on_a_gpu_is_refused():
+    model = make_model()
+    model.device = "gpu"  # as model.to("gpu") leaves it, without needing a GPU here
+    with pytest.raises(ValueError, match="CPU threads"):
+        DataParallel(model)
+
+
 def test_backward_needs_a_forward_pass():
     with pytest.raises(RuntimeError, match="without a forward pass"):
         DataParallel(make_model(), 2).backward(np.zeros((2, 5, 32, 32), np.float32))

@@ -60,6 +60,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, optimizer):
 def test_defaults_depend_on_the_data():
     """Synthetic data trains from scratch with Adam; real data gets the reference's SGD recipe;
     anything given on the command line wins."""
+    from minifcn.data_parallel import available_cores
     from minifcn.train import build_parser, config_from_args
 
     def config(*args):
@@ -73,6 +74,8 @@ def test_defaults_depend_on_the_data():
     mine = config("--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "0", "--dropout", "0.2")
     assert (mine.optimizer, mine.lr, mine.weight_decay, mine.dropout) == ("sgd", 0.05, 0.0, 0.2)
     assert config("--optimizer", "sgd").lr == 0.01
+    # The thread count is resolved when the run starts, so config.json (and --resume) keep it.
+    assert synthetic.threads == available_cores() and config("--threads", "1").threads == 1
 
 
 def run_cli(*args):
@@ -85,6 +88,7 @@ def run_cli(*args):
     (["--device", "gpu"], "CuPy"),
     (["--device", "tpu"], "unknown device"),
     (["--epochs", "0"], "--epochs must be positive"),
+    (["--threads", "0"], "--threads must be positive"),
     (["--freeze", "conv9_9"], "cannot freeze"),
     (["--init", "/nonexistent.npz"], "no such file"),
     (["--resume", "/nonexistent/run"], "not a run directory"),
