@@ -19,8 +19,8 @@ from .backend import is_out_of_memory, to_device, to_numpy
 from .checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from .cli import UsageError
 from .data import BatchLoader, open_dataset
-from .data_parallel import DataParallel
 from .data.transforms import PREPROCESSING_FROM_SCRATCH
+from .data_parallel import DataParallel
 from .inference import evaluate_model, predict_labels
 from .layers import SoftmaxCrossEntropy
 from .models import build_model
