@@ -94,8 +94,9 @@ def build_parser():
     run_group.add_argument("--device", default=defaults.device, help="cpu, gpu or gpu:N")
     run_group.add_argument("--threads", type=int, default=None,
                            help="on the CPU, split each batch over this many threads, one core and one part "
-                                "of the batch each (default: every core this process may use; the count is "
-                                "saved, so --resume keeps it)")
+                                "of the batch each; each thread past the first holds its own copy of the "
+                                "gradients (default: every core this process may use; the count is saved, so "
+                                "--resume keeps it)")
     run_group.add_argument("--seed", type=int, default=defaults.seed)
     run_group.add_argument("--out", default=None, help="run directory (default: runs/<date>-<time>-<arch>)")
     run_group.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
