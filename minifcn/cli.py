@@ -28,9 +28,9 @@ class UsageError(ValueError):
 
 def user_errors():
     """The exception types that mean "bad input" rather than "bug"."""
-    from .checkpoint import CheckpointError
+    from .files.checkpoint import CheckpointError
     from .data import DataError
-    from .pth import UnsafeOrCorruptPthError
+    from .files.pth import UnsafeOrCorruptPthError
 
     return (UsageError, DataError, CheckpointError, UnsafeOrCorruptPthError, DeviceUnavailableError, FileNotFoundError,
             IsADirectoryError, PermissionError, FileExistsError)

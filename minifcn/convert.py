@@ -25,7 +25,7 @@ the model's seeded generator, said in the output and the metadata), score layers
 bilinear. The checkpoint keeps the source's input convention: weights trained on RGB [0, 1] inputs
 stay that way, and train/predict read it from the metadata.
 
-.pth files are read by ``minifcn.pth``, which never imports torch nor runs the file's pickle.
+.pth files are read by ``minifcn.files.pth``, which never imports torch nor runs the file's pickle.
 """
 
 import argparse
@@ -38,7 +38,7 @@ from collections import OrderedDict
 import numpy as np
 
 from minifcn import __version__
-from minifcn.checkpoint import (
+from minifcn.files.checkpoint import (
     PREPROCESSING_CAFFE_FCN,
     PREPROCESSING_CAFFE_VGG16,
     PREPROCESSING_TORCHVISION,
@@ -49,8 +49,8 @@ from minifcn.checkpoint import (
     save_checkpoint,
     summarize_mismatch,
 )
-from minifcn.pth import UnsafeOrCorruptPthError, load_pth
-from minifcn.zip_files import is_zip_archive
+from minifcn.files.pth import UnsafeOrCorruptPthError, load_pth
+from minifcn.files.zip_archive import is_zip_archive
 
 FORMATS = ("torchvision-vgg16", "fcn-pth", "caffe-vgg16-npz", "minifcn")
 FCN_ARCHES = ("fcn8s", "fcn16s", "fcn32s")
@@ -212,13 +212,13 @@ class Source:
 
 
 def detect_container(path):
-    """"pth" (a torch zip, or anything not a zip: minifcn.pth says what it is) or "npz", from content."""
+    """"pth" (a torch zip, or anything not a zip: minifcn.files.pth says what it is) or "npz", from content."""
     if not os.path.exists(path):
         raise ConvertError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ConvertError(f"{path}: is a directory, not a weights file")
     if not is_zip_archive(path):
-        return "pth"  # minifcn.pth explains what it is (legacy torch file, bare pickle, not a checkpoint)
+        return "pth"  # minifcn.files.pth explains what it is (legacy torch file, bare pickle, not a checkpoint)
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()

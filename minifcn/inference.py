@@ -64,7 +64,7 @@ def load_trained_model(path, device="cpu"):
 
     A bare VGG16 trunk is refused (it has no class scores to predict with).
     """
-    from .checkpoint import load_checkpoint
+    from .files.checkpoint import load_checkpoint
     from .cli import UsageError
     from .models import ARCHITECTURES, build_model
 

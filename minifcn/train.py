@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic_files import write_text_atomically
+from .files.atomic import write_text_atomically
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data_parallel import available_cores
 from .trainer import Trainer, TrainingConfig

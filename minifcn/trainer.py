@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .atomic_files import remove_leftover_temporaries, write_text_atomically
+from .files.atomic import remove_leftover_temporaries, write_text_atomically
 from .backend import is_out_of_memory, to_device, to_numpy
-from .checkpoint import load_checkpoint, make_metadata, save_checkpoint
+from .files.checkpoint import load_checkpoint, make_metadata, save_checkpoint
 from .cli import UsageError
 from .data import BatchLoader, open_dataset
 from .data.transforms import PREPROCESSING_FROM_SCRATCH

@@ -13,7 +13,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from .atomic_files import atomic_write
+from .files.atomic import atomic_write
 
 IGNORED_COLOR = (0, 0, 0)
 

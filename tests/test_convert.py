@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minifcn import convert
-from minifcn.checkpoint import load_checkpoint, load_checkpoint_metadata
+from minifcn.files.checkpoint import load_checkpoint, load_checkpoint_metadata
 from minifcn.convert import ConvertError, fcn_arch_from_names, fcn_pth_to_minifcn, main, reference_fcn_shapes
 from minifcn.layers.bilinear import bilinear_kernel
 
@@ -191,7 +191,7 @@ def test_arch_from_a_converted_vgg16_checkpoint_and_bad_options(tmp_path, capsys
 
 
 def test_arch_copies_fc_layers_that_fit_and_random_fc_replaces_them(tmp_path, capsys):
-    from minifcn.checkpoint import PREPROCESSING_CAFFE_VGG16, make_metadata, save_checkpoint
+    from minifcn.files.checkpoint import PREPROCESSING_CAFFE_VGG16, make_metadata, save_checkpoint
 
     with np.load(_fake_caffe_vgg16(tmp_path / "vgg.npz")) as caffe:
         state = {f"{n}.{p}": caffe[f"{n}_{s}"] for n in CONV_NAMES for p, s in (("weight", "W"), ("bias", "b"))}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minifcn.checkpoint import load_checkpoint
+from minifcn.files.checkpoint import load_checkpoint
 from minifcn.evaluate import main as evaluate_main
 from minifcn.inference import load_trained_model
 from minifcn.metrics import ConfusionMatrix
@@ -116,7 +116,7 @@ def test_predict_on_camvid_with_a_freshly_converted_checkpoint(camvid_root, vgg1
 
 def _rewritten(trained, tmp_path, name, arch=None, state_change=None):
     """best.npz saved again under another architecture name, or with its arrays changed."""
-    from minifcn.checkpoint import save_checkpoint
+    from minifcn.files.checkpoint import save_checkpoint
 
     checkpoint = load_checkpoint(trained)
     metadata = dict(checkpoint.metadata, arch=arch or checkpoint.metadata["arch"])

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minifcn.checkpoint import CheckpointError, load_checkpoint, make_metadata, save_checkpoint
+from minifcn.files.checkpoint import CheckpointError, load_checkpoint, make_metadata, save_checkpoint
 from minifcn.data import DataError
 from minifcn.data.image_io import read_image, read_label
 from minifcn.data.transforms import PREPROCESSING_CAFFE_FCN
-from minifcn.pth import UnsafeOrCorruptPthError, load_pth
+from minifcn.files.pth import UnsafeOrCorruptPthError, load_pth
 
 CASE_SECONDS = 5
 

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from minifcn.checkpoint import load_checkpoint
+from minifcn.files.checkpoint import load_checkpoint
 from minifcn.data_parallel import DataParallel
 from minifcn.layers import SoftmaxCrossEntropy
 from minifcn.train import main

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from minifcn.checkpoint import load_checkpoint
+from minifcn.files.checkpoint import load_checkpoint
 from minifcn.train import main
 
 TINY = ["--synthetic-size", "16", "8", "--image-size", "32", "--width", "0.0625", "--fc-channels", "8",

@@ -1,4 +1,4 @@
-"""minifcn.pth: torch checkpoints read exactly, hostile ones refused without running anything."""
+"""minifcn.files.pth: torch checkpoints read exactly, hostile ones refused without running anything."""
 
 import copyreg
 import os
@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from minifcn.pth import RefusedGlobalError, UnsafeOrCorruptPthError, load_pth, load_pth_object
+from minifcn.files.pth import RefusedGlobalError, UnsafeOrCorruptPthError, load_pth, load_pth_object
 
-from .pth_files import (
+from ..pth_files import (
     float_bytes,
     full_size_vgg16_file,
     p_call,

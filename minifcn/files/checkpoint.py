@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minifcn.atomic_files import atomic_write
+from .atomic import atomic_write
 from minifcn.backend import to_numpy
 from minifcn.data.transforms import (  # noqa: F401  (re-exported: checkpoints name them)
     PREPROCESSING_CAFFE_FCN,
     PREPROCESSING_CAFFE_VGG16,
     PREPROCESSING_TORCHVISION,
 )
-from minifcn.zip_files import is_zip_archive
+from .zip_archive import is_zip_archive
 
 FORMAT = "minifcn-checkpoint"
 VERSION = 1

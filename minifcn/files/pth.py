@@ -34,7 +34,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .zip_files import is_zip_archive
+from .zip_archive import is_zip_archive
 
 
 class UnsafeOrCorruptPthError(ValueError):

@@ -1,4 +1,4 @@
-"""minifcn.checkpoint: round trips, pickle-free files, atomic writes, clear errors."""
+"""minifcn.files.checkpoint: round trips, pickle-free files, atomic writes, clear errors."""
 
 import json
 import os
@@ -7,8 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from minifcn import checkpoint as ckpt
-from minifcn.checkpoint import (
+from minifcn.files import checkpoint as ckpt
+from minifcn.files.checkpoint import (
     PREPROCESSING_CAFFE_FCN,
     PREPROCESSING_TORCHVISION,
     CheckpointError,
@@ -247,4 +247,4 @@ def test_describe_mismatch_lists_missing_shape_and_unexpected():
 def test_checkpoint_module_does_not_import_models():
     # Models import checkpoint helpers, not the other way round (no import cycle, no heavy import).
     source = open(ckpt.__file__).read()
-    assert "minifcn.models" not in source and "from .models" not in source
+    assert "minifcn.models" not in source and "from ..models" not in source
