@@ -1,7 +1,8 @@
 """FCN-32s, FCN-16s and FCN-8s on the VGG16 trunk."""
 
 from .fcn import FCN8s, FCN16s, FCN32s
-from .fcn_base import GEOMETRIES, FCNBase
+from .fcn_base import FCNBase
+from .geometry import GEOMETRIES
 
 ARCHITECTURES = {"fcn8s": FCN8s, "fcn16s": FCN16s, "fcn32s": FCN32s}
 

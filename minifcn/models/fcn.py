@@ -11,14 +11,14 @@ The skips are what sharpen the boundaries: pool4 and pool3 still know where edge
 a sum node passes its gradient unchanged to both of its terms, so the gradient reaching pool4 is the
 sum of what comes back through conv5_1 and through score_pool4 (``FCNBase.trunk_backward``).
 
-Every crop offset is derived from the layers' kernels, strides and paddings (``models.geometry``),
+Every crop offset is derived from the layers' kernels, strides and paddings (``models.alignment``),
 never written in: 5, 9, 31 for the reference FCN-8s, 0 everywhere for the compact geometry.
 With at_once, pool4 and pool3 are scaled by 0.01 and 0.0001 before their score layers.
 """
 
 from ..layers import Crop
 from .fcn_base import FCNBase
-from .geometry import Placement, crop_offset, placed
+from .alignment import Placement, crop_offset, placed
 
 
 class FCN32s(FCNBase):

@@ -9,19 +9,10 @@ import numpy as np
 from ..backend import to_device, to_numpy
 from ..layers import Conv2d, ConvTranspose2d, Dropout, ReLU
 from .fusion import Fusion
-from .geometry import Placement, layer_geometry, placed  # noqa: F401  (layer_geometry re-exported)
+from .alignment import Placement, placed
+from .geometry import GEOMETRIES
 from .sequential import Sequential
 from .vgg import scaled_channels, vgg16_blocks
-
-# conv1_1's padding, fc6's padding, and whether upsampling layers are padded by (kernel - stride) / 2.
-GEOMETRIES = {
-    # The original: pad 100 lets any image leave fc6 (7x7, unpadded) a valid window; the crops then
-    # cut the excess back off. It is what weights made for the original expect.
-    "reference": {"first_padding": 100, "fc6_padding": 0, "pad_upsampling": False, "crop_skips": True},
-    # About half the FLOPs on a 360x480 image: no 100-pixel border to convolve; fc6 padded instead.
-    "compact": {"first_padding": 1, "fc6_padding": 3, "pad_upsampling": True, "crop_skips": False},
-}
-
 
 def add_gradients(a, b):
     """a + b where either may be None (no gradient flows that way)."""
@@ -62,13 +53,13 @@ class FCNBase:
         init_rng = np.random.default_rng(seed)
         dropout_rng = np.random.default_rng([seed, 1])  # its own stream: masks don't shift the weights
         self.block1, self.block2, self.block3, self.block4, self.block5 = vgg16_blocks(
-            width, self.geometry["first_padding"], init_rng)
+            width, self.geometry.first_padding, init_rng)
         self.pool3_channels = scaled_channels(256, width)
         self.pool4_channels = scaled_channels(512, width)
         # fc6 and fc7 are VGG's classifier as convolutions: fc6 a 7x7 convolution over pool5, fc7 a 1x1.
         # He-normal when no classifier weights are loaded (the conv-only VGG16 weights have none).
         self.head = Sequential([
-            ("fc6", Conv2d(self.pool4_channels, fc_channels, 7, padding=self.geometry["fc6_padding"], rng=init_rng)),
+            ("fc6", Conv2d(self.pool4_channels, fc_channels, 7, padding=self.geometry.fc6_padding, rng=init_rng)),
             ("relu6", ReLU()),
             ("drop6", Dropout(dropout, rng=dropout_rng)),
             ("fc7", Conv2d(fc_channels, fc_channels, 1, rng=init_rng)),
@@ -96,13 +87,13 @@ class FCNBase:
         """A transposed convolution upsampling K score maps by ``factor``: kernel 2 * factor, stride
         factor, bilinear and fixed unless ``learn_upsampling``. In the compact geometry it is padded by
         factor / 2 so its output lands on the map it is fused with (crop offset 0)."""
-        padding = factor // 2 if self.geometry["pad_upsampling"] else 0
+        padding = factor // 2 if self.geometry.pad_upsampling else 0
         layer = ConvTranspose2d(self.num_classes, self.num_classes, 2 * factor, stride=factor, padding=padding)
         layer.weight.requires_grad = self._options["learn_upsampling"]
         return layer
 
     def placements(self):
-        """Where pool3, pool4 and score_fr sit on the image (see ``models.geometry``)."""
+        """Where pool3, pool4 and score_fr sit on the image (see ``models.alignment``)."""
         pool3 = placed(Placement(), self.block1, self.block2, self.block3)
         pool4 = placed(pool3, self.block4)
         score_fr = placed(pool4, self.block5, self.head)
@@ -110,7 +101,7 @@ class FCNBase:
 
     def fusion(self, upsampled_placement, skip_placement):
         """The aligned sum of an upsampled map and a skip's score map (see ``models.fusion``)."""
-        return Fusion(upsampled_placement, skip_placement, crop_skip=self.geometry["crop_skips"])
+        return Fusion(upsampled_placement, skip_placement, crop_skip=self.geometry.crop_skips)
 
     def build_skips(self):
         raise NotImplementedError

@@ -1,7 +1,7 @@
 """The skip connection's sum: an upsampled score map plus a finer one, aligned by a crop."""
 
 from ..layers import Crop
-from .geometry import crop_offset
+from .alignment import crop_offset
 
 
 class Fusion:

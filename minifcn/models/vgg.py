@@ -28,7 +28,7 @@ def conv_names():
 def vgg16_blocks(width=1.0, first_padding=100, rng=None):
     """The five blocks as ``Sequential``s of (name, layer): conv{b}_{j}, relu{b}_{j}, ..., pool{b}.
 
-    ``first_padding`` is conv1_1's padding: 100 in the reference FCN (see ``models.geometry``), 1 in
+    ``first_padding`` is conv1_1's padding: 100 in the reference FCN (see ``models.alignment``), 1 in
     the compact geometry and in the VGG16 classifier. Weights start He-normal from ``rng``; they are
     normally replaced by ImageNet weights from a checkpoint.
     """

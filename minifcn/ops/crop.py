@@ -1,7 +1,7 @@
 """Cropping a map to another's size at a fixed offset, and its gradient (padding back with zeros).
 
 FCN needs it because padding 100 in conv1_1 and the upsampling kernels leave every upsampled map
-larger than the map it is fused with; the offset aligns the two (see ``minifcn.models.geometry``).
+larger than the map it is fused with; the offset aligns the two (see ``minifcn.models.alignment``).
 """
 
 from ..backend import get_array_module

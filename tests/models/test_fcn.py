@@ -8,7 +8,7 @@ from minifcn.layers import SoftmaxCrossEntropy
 from minifcn.models import build_model
 from minifcn.models.vgg import conv_names
 
-from .test_geometry import REFERENCE_OFFSETS
+from .test_alignment import REFERENCE_OFFSETS
 
 WIDTH, FC = 0.125, 48  # narrow and shallow-headed so that parity runs in seconds; geometry is unchanged
 

@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 
 from minifcn.models import build_model
-from minifcn.models.geometry import LayerGeometry, Placement, crop_offset, place
+from minifcn.models.alignment import Window, Placement, crop_offset, place
 
 # The offsets written in the reference's Caffe prototxts (crop layers' "offset" parameter), which
 # Caffe derived from its coordinate maps.
@@ -33,10 +33,10 @@ def test_compact_offsets_are_zero(arch):
 def test_placement_by_hand():
     """conv(k3, p100) then pool(k2, s2): cell u sits at 2u - 98.5 (hand-computed: the conv shifts by
     (3 - 1)/2 - 100 = -99, the pool doubles the scale and adds (2 - 1)/2)."""
-    placement = place([LayerGeometry(3, 1, 100), LayerGeometry(2, 2, 0)])
+    placement = place([Window(3, 1, 100), Window(2, 2, 0)])
     assert placement == Placement(Fraction(2), Fraction(-197, 2))
     # A transposed conv with the same k and s undoes the scale.
-    back = placement.through(LayerGeometry(2, 2, 0, transposed=True))
+    back = placement.through(Window(2, 2, 0, transposed=True))
     assert back.scale == 1
 
 
