@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .layers import Dropout
+from .layers import Module
 
 
 def available_cores():
@@ -42,13 +42,16 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-class DataParallel:
+class DataParallel(Module):
     """Runs ``model`` on a batch split over ``threads`` threads; use it where the model would be used.
 
-    ``forward(x)``, ``backward(dscores)``, ``zero_grad()``, ``clear_cache()``, ``train()`` and ``eval()``
-    behave as the model's do, and gradients end up in the model's parameters. A batch of one image, or
-    ``threads=1``, runs the model itself on the calling thread, with BLAS's own threads.
+    It is a Module whose one child is the model (``flat_names``: the parameters keep the model's
+    names), so ``parameters()``, ``zero_grad()``, ``train()``, ``eval()`` reach the model, and gradients
+    end up in the model's parameters. A batch of one image, or ``threads=1``, runs the model itself on
+    the calling thread, with BLAS's own threads.
     """
+
+    flat_names = True
 
     def __init__(self, model, threads=None):
         if model.device != "cpu":
@@ -56,29 +59,10 @@ class DataParallel:
         self.model = model
         self.threads = max(1, threads or available_cores())
         self._blas = ThreadpoolController()
+        # Not children: their parameters share the model's values and are no parameters of the tree.
         self._replicas = []  # made at the first split forward pass, so freezing before it is seen
         self._parts = None  # the batch slices of the last forward pass
         self._pool = None  # the worker threads, started at the first split pass; idle ones end with the process
-
-    # --- the model's interface ------------------------------------------------------------------
-
-    @property
-    def training(self):
-        return self.model.training
-
-    def train(self):
-        self.model.train()
-        return self
-
-    def eval(self):
-        self.model.eval()
-        return self
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def zero_grad(self):
-        self.model.zero_grad()
 
     def forward(self, x):
         """Scores (N, K, H, W) for x (N, 3, H, W), each part of the batch computed on its own thread."""
@@ -114,11 +98,9 @@ class DataParallel:
 
     def clear_cache(self):
         self._parts = None
-        for model in [self.model] + self._replicas:
-            model.clear_cache()
-
-    def __call__(self, x):
-        return self.forward(x)
+        super().clear_cache()
+        for replica in self._replicas:
+            replica.clear_cache()
 
     # --- threads and replicas ---------------------------------------------------------------------
 
@@ -133,25 +115,21 @@ class DataParallel:
 
     def _sync_replicas(self, count):
         """Make ``count`` replicas agree with the model: its current weights, frozen parameters and
-        layers, train or eval mode, and a dropout generator seeded from the model's."""
+        layers, train or eval mode, and random numbers drawn from a generator seeded from the model's."""
         while len(self._replicas) < count:
             # The values are shared (the memo maps each weight array to itself); everything else,
             # gradient buffers, layers and their caches included, is the replica's own.
             shared = {id(parameter.data): parameter.data for _, parameter in self.model.parameters()}
             self._replicas.append(copy.deepcopy(self.model, shared))
-        training = self.model.training
         for replica in self._replicas[:count]:
             for (_, parameter), (_, copied) in zip(self.model.parameters(), replica.parameters()):
                 copied.data = parameter.data  # a load or an optimizer may have replaced the array
                 copied.requires_grad = parameter.requires_grad
-            for layer, copied in zip(self.model.layers(), replica.layers()):
-                copied.training = training
-                copied.input_grad = layer.input_grad
-            if training and any(isinstance(layer, Dropout) and layer.p > 0 for layer in replica.layers()):
-                generator = np.random.default_rng(self.model.dropout_rng.integers(2**63))
-                for layer in replica.layers():
-                    if isinstance(layer, Dropout):
-                        layer.rng = generator
+            for module, copied in zip(self.model.modules(), replica.modules()):
+                copied.training = module.training
+                copied.input_grad = module.input_grad
+            if replica.draws_random_numbers():
+                replica.use_generator(np.random.default_rng(self.model.dropout_rng.integers(2**63)))
 
 
 def split_batch(size, threads):

@@ -103,7 +103,7 @@ def test_freezing_after_the_first_step_reaches_the_replicas():
     assert_same_gradients(plain, model)
     frozen = dict(model.parameters())["conv1_1.weight"]
     assert not frozen.requires_grad and not frozen.grad.any()
-    replica_layers = dict(parallel._replicas[0].trunk_layers())
+    replica_layers = dict(parallel._replicas[0].main_path())
     assert replica_layers["conv3_1"].input_grad is False  # nothing below it trains
     assert replica_layers["conv3_2"].input_grad is True
 
@@ -120,10 +120,10 @@ def test_dropout_is_reproducible_and_each_part_has_its_own_stream():
         gradients.append({name: p.grad.copy() for name, p in model.parameters()})
         # The replica's generator was seeded from the model's stream at this step's forward pass
         # (a copy of the model's generator would repeat the model's masks one draw later).
-        replica_mask = dict(parallel._replicas[0].trunk_layers())["drop6"].last_mask
+        replica_mask = parallel._replicas[0].head.drop6.last_mask
         seeded = np.random.default_rng(stream.integers(2**63))
         np.testing.assert_array_equal(replica_mask, dropout_mask(replica_mask.shape, 0.5, seeded, np.float32))
-        main_mask = dict(model.trunk_layers())["drop6"].last_mask
+        main_mask = model.head.drop6.last_mask
         np.testing.assert_array_equal(main_mask, dropout_mask(main_mask.shape, 0.5, stream, np.float32))
     for name in gradients[0]:
         np.testing.assert_array_equal(gradients[0][name], gradients[1][name], err_msg=name)

@@ -11,7 +11,7 @@ from minifcn.gradcheck import (
     numerical_gradient,
     relative_error,
 )
-from minifcn.layers import Conv2d, Dropout, Layer, Parameter
+from minifcn.layers import Conv2d, Dropout, Module, Parameter
 
 
 def device_for(xp):
@@ -125,18 +125,18 @@ def test_check_layer_on_conv(xp):
     assert layer.weight.data.dtype == np.float64
 
 
-class _ScaleWithWrongGrad(Layer):
+class _ScaleWithWrongGrad(Module):
     """y = w * x with a backward that returns the wrong parameter gradient (x instead of x * dy)."""
 
     def __init__(self, xp):
         self.w = Parameter(xp.asarray(np.array([1.5, -0.5])))
 
     def forward(self, x):
-        self._cache = x
+        self._save_for_backward(x)
         return self.w.data * x
 
     def backward(self, dy):
-        x = self._take_cache()
+        x = self._saved()
         self.w.accumulate(x.sum(axis=0))
         return dy * self.w.data
 

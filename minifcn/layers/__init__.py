@@ -5,10 +5,11 @@ from .conv import Conv2d
 from .conv_transpose import ConvTranspose2d
 from .crop import Crop
 from .dropout import Dropout
-from .layer import Layer
 from .max_pool import MaxPool2d
+from .module import Module
 from .parameter import Parameter
 from .relu import ReLU
+from .sequential import Sequential
 from .softmax_cross_entropy import SoftmaxCrossEntropy
 
 __all__ = [
@@ -16,10 +17,11 @@ __all__ = [
     "ConvTranspose2d",
     "Crop",
     "Dropout",
-    "Layer",
     "MaxPool2d",
+    "Module",
     "Parameter",
     "ReLU",
+    "Sequential",
     "SoftmaxCrossEntropy",
     "bilinear_filter",
     "bilinear_kernel",

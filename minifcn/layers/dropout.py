@@ -3,10 +3,14 @@
 import numpy as np
 
 from ..ops.dropout import dropout, dropout_backward, dropout_mask
-from .layer import Layer
+from .module import Module
 
 
-class Dropout(Layer):
+# The cache of a pass that dropped nothing (evaluation, or p = 0): backward passes dy through.
+NO_MASK = ()
+
+
+class Dropout(Module):
     """Drops each element with probability ``p`` and scales the rest by 1 / (1 - p) in training.
 
     Masks come from ``rng``, a NumPy Generator on the host, so CPU and GPU runs with the same seed
@@ -22,19 +26,25 @@ class Dropout(Layer):
         self.last_mask = None
 
     def forward(self, x):
-        if not self.training or self.p == 0:
-            self._cache = "identity"
+        if not self._draws_own_random_numbers():
+            self._save_for_backward(NO_MASK)
             return x
         self.last_mask = dropout_mask(x.shape, self.p, self.rng, x.dtype.type)
         y, mask = dropout(x, self.last_mask)
-        self._keep(mask)
+        self._save_for_backward(mask)
         return y
 
     def backward(self, dy):
-        mask = self._take_cache()
-        if not self.input_grad:
+        mask = self._saved()
+        if mask is None:
             return None
-        return dy if isinstance(mask, str) else dropout_backward(dy, mask)
+        return dy if mask is NO_MASK else dropout_backward(dy, mask)
+
+    def _draws_own_random_numbers(self):
+        return self.training and self.p > 0
+
+    def _use_own_generator(self, rng):
+        self.rng = rng
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

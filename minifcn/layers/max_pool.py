@@ -1,10 +1,10 @@
 """The max pooling layer (Caffe's ceil mode by default)."""
 
 from ..ops.max_pool import max_pool2d, max_pool2d_backward
-from .layer import Layer
+from .module import Module
 
 
-class MaxPool2d(Layer):
+class MaxPool2d(Module):
     """Max over kernel_size windows, ``stride`` apart; see ``minifcn.ops.max_pool`` for why ceil mode."""
 
     def __init__(self, kernel_size=2, stride=2, ceil_mode=True):
@@ -13,12 +13,12 @@ class MaxPool2d(Layer):
     def forward(self, x):
         """x (N, C, H, W) -> y (N, C, OH, OW)."""
         y, cache = max_pool2d(x, self.kernel_size, self.stride, self.ceil_mode)
-        self._keep(cache)
+        self._save_for_backward(cache)
         return y
 
     def backward(self, dy):
-        cache = self._take_cache()
-        return max_pool2d_backward(dy, cache) if self.input_grad else None
+        cache = self._saved()
+        return None if cache is None else max_pool2d_backward(dy, cache)
 
     def __repr__(self):
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, ceil_mode={self.ceil_mode})"

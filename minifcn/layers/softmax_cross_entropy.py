@@ -2,10 +2,10 @@
 
 from ..backend import get_array_module
 from ..ops.softmax_cross_entropy import softmax_cross_entropy, softmax_cross_entropy_backward
-from .layer import Layer
+from .module import Module
 
 
-class SoftmaxCrossEntropy(Layer):
+class SoftmaxCrossEntropy(Module):
     """``forward(scores, labels)`` -> 0-d loss; ``backward()`` -> dscores.
 
     ``normalize=True`` averages over non-ignored pixels; ``False`` sums as the Caffe reference did.
@@ -33,13 +33,13 @@ class SoftmaxCrossEntropy(Layer):
     def predictions(self):
         """The predicted class (N, H, W) of every pixel of the last forward pass (argmax of the softmax,
         which is the argmax of the scores), computed on the device for the metrics."""
-        if getattr(self, "_cache", None) is None:
+        if self._cache is None:
             raise RuntimeError("SoftmaxCrossEntropy.predictions needs a forward pass and must come before backward")
         return self._cache.prob.argmax(axis=1).astype("int32")
 
     def backward(self, dloss=1.0):
         """dscores (N, K, H, W), scaled by ``dloss`` (the gradient of what the loss feeds into)."""
-        return softmax_cross_entropy_backward(self._take_cache(), dloss)
+        return softmax_cross_entropy_backward(self._saved(), dloss)
 
     def __repr__(self):
         return f"SoftmaxCrossEntropy(ignore_index={self.ignore_index}, normalize={self.normalize})"

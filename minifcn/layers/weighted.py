@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .layer import NOTHING_TO_COMPUTE, Layer
+from .module import Module
 from .parameter import Parameter
 
 
@@ -12,7 +12,7 @@ def he_normal(shape, fan_in, rng):
     return rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
 
 
-class WeightedLayer(Layer):
+class WeightedLayer(Module):
     """A layer computing ``op(x, weight, bias, stride, padding, method)`` with ``op_backward`` its gradient.
 
     Biases start at zero and, as in the reference, learn at twice the rate with no weight decay.
@@ -27,21 +27,16 @@ class WeightedLayer(Layer):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.method = method
 
-    def parameters(self):
-        yield "weight", self.weight
-        if self.bias is not None:
-            yield "bias", self.bias
-
     def forward(self, x):
         bias = None if self.bias is None else self.bias.data
         y, cache = type(self).op(x, self.weight.data, bias, self.stride, self.padding, self.method)
-        self._keep(cache)
+        self._save_for_backward(cache)
         return y
 
     def backward(self, dy):
         """Add dweight and dbias into the parameters' grads; return dx, or None if ``input_grad`` is False."""
-        cache = self._take_cache()
-        if cache is NOTHING_TO_COMPUTE:
+        cache = self._saved()
+        if cache is None:
             return None
         weight_grad = self.weight.requires_grad
         bias_grad = self.bias is not None and self.bias.requires_grad

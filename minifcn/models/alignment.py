@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..layers import Conv2d, ConvTranspose2d, MaxPool2d
-from .sequential import Sequential
 
 
 @dataclass(frozen=True)
@@ -81,9 +80,9 @@ def window_of(layer):
 
 
 def placed(placement, *layers):
-    """``placement`` carried through ``layers`` (layers or Sequentials)."""
+    """``placement`` carried through ``layers`` (Modules: single layers or chains of them)."""
     for item in layers:
-        for layer in ([layer for _, layer in item] if isinstance(item, Sequential) else [item]):
+        for _, layer in item.named_layers():
             window = window_of(layer)
             if window is not None:
                 placement = placement.through(window)

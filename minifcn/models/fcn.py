@@ -30,14 +30,12 @@ class FCN32s(FCNBase):
         self.upscore = self.upsampling_layer(32)
         _, _, score_fr = self.placements()
         self.crop_final = Crop(crop_offset(placed(score_fr, self.upscore), Placement()))
-        self.skip_layers.update(upscore=self.upscore)
-        self.crops.update(crop_final=self.crop_final)
 
     def forward(self, x):
         """x (N, 3, H, W) -> scores (N, K, H, W)."""
         _, _, score_fr = self.trunk_forward(x)
-        upscore = self.upscore.forward(score_fr)
-        return self.crop_final.forward(upscore, x)
+        upscore = self.upscore(score_fr)
+        return self.crop_final(upscore, x)
 
     def backward(self, dscores):
         """dscores (N, K, H, W): adds every parameter's gradient into its ``.grad``."""
@@ -59,17 +57,15 @@ class FCN16s(FCNBase):
         upscore2 = placed(score_fr, self.upscore2)
         self.fuse_pool4 = self.fusion(upscore2, pool4)  # a 1x1 score layer keeps pool4's placement
         self.crop_final = Crop(crop_offset(placed(upscore2, self.upscore16), Placement()))
-        self.skip_layers.update(score_pool4=self.score_pool4, upscore2=self.upscore2, upscore16=self.upscore16)
-        self.crops.update(fuse_pool4=self.fuse_pool4, crop_final=self.crop_final)
 
     def forward(self, x):
         """x (N, 3, H, W) -> scores (N, K, H, W)."""
         _, pool4, score_fr = self.trunk_forward(x)
-        upscore2 = self.upscore2.forward(score_fr)
-        score_pool4 = self.score_pool4.forward(scaled(pool4, self.pool4_scale))
-        fuse_pool4 = self.fuse_pool4.forward(upscore2, score_pool4)
-        upscore16 = self.upscore16.forward(fuse_pool4)
-        return self.crop_final.forward(upscore16, x)
+        upscore2 = self.upscore2(score_fr)
+        score_pool4 = self.score_pool4(scaled(pool4, self.pool4_scale))
+        fuse_pool4 = self.fuse_pool4(upscore2, score_pool4)
+        upscore16 = self.upscore16(fuse_pool4)
+        return self.crop_final(upscore16, x)
 
     def backward(self, dscores):
         """dscores (N, K, H, W): adds every parameter's gradient into its ``.grad``."""
@@ -98,21 +94,18 @@ class FCN8s(FCNBase):
         self.fuse_pool4 = self.fusion(upscore2, pool4)
         self.fuse_pool3 = self.fusion(upscore_pool4, pool3)
         self.crop_final = Crop(crop_offset(placed(upscore_pool4, self.upscore8), Placement()))
-        self.skip_layers.update(score_pool4=self.score_pool4, score_pool3=self.score_pool3,
-                                upscore2=self.upscore2, upscore_pool4=self.upscore_pool4, upscore8=self.upscore8)
-        self.crops.update(fuse_pool4=self.fuse_pool4, fuse_pool3=self.fuse_pool3, crop_final=self.crop_final)
 
     def forward(self, x):
         """x (N, 3, H, W) -> scores (N, K, H, W)."""
         pool3, pool4, score_fr = self.trunk_forward(x)
-        upscore2 = self.upscore2.forward(score_fr)
-        score_pool4 = self.score_pool4.forward(scaled(pool4, self.pool4_scale))
-        fuse_pool4 = self.fuse_pool4.forward(upscore2, score_pool4)
-        upscore_pool4 = self.upscore_pool4.forward(fuse_pool4)
-        score_pool3 = self.score_pool3.forward(scaled(pool3, self.pool3_scale))
-        fuse_pool3 = self.fuse_pool3.forward(upscore_pool4, score_pool3)
-        upscore8 = self.upscore8.forward(fuse_pool3)
-        return self.crop_final.forward(upscore8, x)
+        upscore2 = self.upscore2(score_fr)
+        score_pool4 = self.score_pool4(scaled(pool4, self.pool4_scale))
+        fuse_pool4 = self.fuse_pool4(upscore2, score_pool4)
+        upscore_pool4 = self.upscore_pool4(fuse_pool4)
+        score_pool3 = self.score_pool3(scaled(pool3, self.pool3_scale))
+        fuse_pool3 = self.fuse_pool3(upscore_pool4, score_pool3)
+        upscore8 = self.upscore8(fuse_pool3)
+        return self.crop_final(upscore8, x)
 
     def backward(self, dscores):
         """dscores (N, K, H, W): adds every parameter's gradient into its ``.grad``."""

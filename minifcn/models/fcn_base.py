@@ -1,18 +1,17 @@
-"""What FCN-32s, FCN-16s and FCN-8s share: the VGG16 trunk, the fc6-fc7-score_fr head, parameter
-naming, state dicts, devices and freezing. The three nets differ only in their skips and upsampling,
-which ``fcn.py`` writes out explicitly."""
-
-from collections import OrderedDict
+"""What FCN-32s, FCN-16s and FCN-8s share: the VGG16 trunk, the fc6-fc7-score_fr head, and freezing.
+The three nets differ only in their skips and upsampling, which ``fcn.py`` writes out explicitly."""
 
 import numpy as np
 
-from ..backend import to_device, to_numpy
-from ..layers import Conv2d, ConvTranspose2d, Dropout, ReLU
-from .fusion import Fusion
+from ..layers import Conv2d, ConvTranspose2d, Crop, Dropout, Module, ReLU, Sequential
 from .alignment import Placement, placed
+from .fusion import Fusion
 from .geometry import GEOMETRIES
-from .sequential import Sequential
 from .vgg import scaled_channels, vgg16_blocks
+
+# The trunk layer whose output each skip's score layer reads.
+SKIP_SOURCES = {"score_pool4": "pool4", "score_pool3": "pool3"}
+
 
 def add_gradients(a, b):
     """a + b where either may be None (no gradient flows that way)."""
@@ -23,7 +22,7 @@ def add_gradients(a, b):
     return a + b
 
 
-class FCNBase:
+class FCNBase(Module):
     """Shared machinery; see FCN32s, FCN16s and FCN8s in ``minifcn.models.fcn``.
 
     Options: ``num_classes`` K; ``width`` scales every trunk channel count (1 is VGG16);
@@ -32,6 +31,10 @@ class FCNBase:
     "at once" training); ``learn_upsampling`` lets the transposed convolutions learn (they stay fixed
     bilinear otherwise, as in the reference); ``dropout`` probability after fc6 and fc7; ``seed`` for
     the initial weights and the dropout masks (host NumPy generators, so CPU and GPU agree).
+
+    The layers are attributes in the order of the reference's parameter list: the five VGG blocks and
+    the head (``Sequential`` chains, which add no level to the names), then the skips' score layers
+    and the upsamplings, then the parameter-free fusions and final crop.
     """
 
     arch = None
@@ -47,11 +50,10 @@ class FCNBase:
                              at_once=at_once, learn_upsampling=learn_upsampling, dropout=dropout, seed=seed)
         self.num_classes = num_classes
         self.geometry = GEOMETRIES[geometry]
-        self.device = "cpu"
-        self.training = True
         self.frozen_upto = None
         init_rng = np.random.default_rng(seed)
-        dropout_rng = np.random.default_rng([seed, 1])  # its own stream: masks don't shift the weights
+        # Its own stream, so that masks don't shift the weights; saved in checkpoints for exact resume.
+        self.dropout_rng = np.random.default_rng([seed, 1])
         self.block1, self.block2, self.block3, self.block4, self.block5 = vgg16_blocks(
             width, self.geometry.first_padding, init_rng)
         self.pool3_channels = scaled_channels(256, width)
@@ -61,17 +63,14 @@ class FCNBase:
         self.head = Sequential([
             ("fc6", Conv2d(self.pool4_channels, fc_channels, 7, padding=self.geometry.fc6_padding, rng=init_rng)),
             ("relu6", ReLU()),
-            ("drop6", Dropout(dropout, rng=dropout_rng)),
+            ("drop6", Dropout(dropout, rng=self.dropout_rng)),
             ("fc7", Conv2d(fc_channels, fc_channels, 1, rng=init_rng)),
             ("relu7", ReLU()),
-            ("drop7", Dropout(dropout, rng=dropout_rng)),
+            ("drop7", Dropout(dropout, rng=self.dropout_rng)),
             ("score_fr", self.score_layer(fc_channels)),
         ])
-        self.dropout_rng = dropout_rng
         self.pool4_scale = np.float32(0.01 if at_once else 1.0)
         self.pool3_scale = np.float32(0.0001 if at_once else 1.0)
-        self.skip_layers = OrderedDict()  # filled by the subclass: score_pool*, upscore*
-        self.crops = OrderedDict()  # likewise: the fusions and the final crop
         self.build_skips()
         self.freeze(None)
 
@@ -108,9 +107,9 @@ class FCNBase:
 
     def trunk_forward(self, x):
         """x (N, 3, H, W) -> (pool3, pool4, score_fr)."""
-        pool3 = self.block3.forward(self.block2.forward(self.block1.forward(x)))
-        pool4 = self.block4.forward(pool3)
-        score_fr = self.head.forward(self.block5.forward(pool4))
+        pool3 = self.block3(self.block2(self.block1(x)))
+        pool4 = self.block4(pool3)
+        score_fr = self.head(self.block5(pool4))
         return pool3, pool4, score_fr
 
     def trunk_backward(self, d_score_fr, d_pool4_skip=None, d_pool3_skip=None):
@@ -130,115 +129,36 @@ class FCNBase:
     def backward(self, dscores):
         raise NotImplementedError
 
-    def __call__(self, x):
-        return self.forward(x)
+    def main_path(self):
+        """(name, layer) from conv1_1 to score_fr: the chain the skips branch off, in order."""
+        for chain in (self.block1, self.block2, self.block3, self.block4, self.block5, self.head):
+            yield from chain.named_children()
 
-    def trunk_layers(self):
-        """(name, layer) of the trunk and head in order, conv1_1 ... score_fr."""
-        for block in (self.block1, self.block2, self.block3, self.block4, self.block5, self.head):
-            yield from block
-
-    def named_layers(self):
-        """Every layer with parameters: the trunk and head, then the skips and upsampling."""
-        for name, layer in self.trunk_layers():
-            if any(True for _ in layer.parameters()):
-                yield name, layer
-        for name, layer in self.skip_layers.items():
-            if any(True for _ in layer.parameters()):
-                yield name, layer
-
-    def parameters(self):
-        """Yield ``(name, Parameter)`` with the reference's names: conv1_1.weight, ..., upscore8.weight."""
-        for layer_name, layer in self.named_layers():
-            for name, parameter in layer.parameters():
-                yield f"{layer_name}.{name}", parameter
-
-    def zero_grad(self):
-        for _, parameter in self.parameters():
-            parameter.zero_grad()
-
-    def layers(self):
-        """Every layer object of the trunk, head, skips and upsampling, in a fixed order (the crops and
-        fusions hold no parameters or modes)."""
-        yield from (layer for _, layer in self.trunk_layers())
-        yield from self.skip_layers.values()
-
-    def train(self):
-        self.training = True
-        for layer in self.layers():
-            layer.train()
-        return self
-
-    def eval(self):
-        self.training = False
-        for layer in self.layers():
-            layer.eval()
-        return self
-
-    def clear_cache(self):
-        """Drop every layer's forward cache (after an inference-only forward pass)."""
-        for layer in self.layers():
-            layer.clear_cache()
-        for crop in self.crops.values():
-            crop.clear_cache()
-
-    def to(self, device):
-        """Move every parameter to ``device`` ("cpu", "gpu", "gpu:N")."""
-        for _, parameter in self.parameters():
-            parameter.to(device)
-        self.device = device
-        return self
+    def crop_offsets(self):
+        """{fusion or crop name: offset}: where each map is cut to line up (derived, see ``alignment``)."""
+        return {name: child.offset for name, child in self.named_children() if isinstance(child, (Crop, Fusion))}
 
     def options(self):
         """The constructor's options, for checkpoint metadata."""
         return dict(self._options)
 
-    def state_dict(self):
-        """``{name: NumPy array}`` of every parameter, on the host."""
-        return OrderedDict((name, to_numpy(parameter.data).copy()) for name, parameter in self.parameters())
-
-    def load_state_dict(self, state, strict=True):
-        """Copy ``state`` ({name: array}) into the parameters; every name and shape is checked first and
-        all mismatches are listed in one ValueError. With ``strict=False`` missing and unexpected names
-        are allowed (shapes must still match)."""
-        parameters = OrderedDict(self.parameters())
-        problems = []
-        missing = [name for name in parameters if name not in state]
-        unexpected = [name for name in state if name not in parameters]
-        if strict and missing:
-            problems.append(f"missing: {', '.join(missing)}")
-        if strict and unexpected:
-            problems.append(f"unexpected: {', '.join(unexpected)}")
-        for name, parameter in parameters.items():
-            if name in state and tuple(np.shape(state[name])) != tuple(parameter.shape):
-                problems.append(f"{name}: expected shape {tuple(parameter.shape)}, got {tuple(np.shape(state[name]))}")
-        if problems:
-            raise ValueError(f"state dict does not fit {type(self).__name__}: " + "; ".join(problems))
-        for name, parameter in parameters.items():
-            if name in state:
-                value = np.asarray(to_numpy(state[name]), dtype=np.float32)
-                parameter.data = to_device(value.copy(), self.device)
-
     def freeze(self, upto):
-        """Train only the layers above ``upto`` (a trunk or head layer name such as "conv2_2" or
-        "pool2"; None unfreezes everything). Backward then stops there: nothing below computes a
-        gradient. The image itself never gets one."""
-        names = [name for name, _ in self.trunk_layers()]
+        """Train only the layers above ``upto`` (a layer name from conv1_1 to score_fr, such as
+        "conv2_2" or "pool2"; None unfreezes everything). Backward then stops there: nothing below
+        computes a gradient. The image itself never gets one."""
+        path = list(self.main_path())
+        names = [name for name, _ in path]
         if upto is not None and upto not in names:
             raise ValueError(f"cannot freeze up to {upto!r}: expected one of {', '.join(names)}")
         cut = -1 if upto is None else names.index(upto)
-        trainable_seen = False  # is there a trainable layer below the current one?
-        trainable_below = {}
-        for index, (name, layer) in enumerate(self.trunk_layers()):
-            has_parameters = any(True for _ in layer.parameters())
-            for _, parameter in layer.parameters():
-                parameter.requires_grad = index > cut
-            layer.input_grad = trainable_seen
-            trainable_seen = trainable_seen or (has_parameters and index > cut)
-            trainable_below[name] = trainable_seen
+        trainable_below = False  # does a trainable layer lie below the current one?
+        trainable_up_to = {}
+        for index, (name, layer) in enumerate(path):
+            layer.set_trainable(index > cut)
+            layer.input_grad = trainable_below
+            trainable_below = trainable_below or (index > cut and layer.has_parameters())
+            trainable_up_to[name] = trainable_below
+        for name, source in SKIP_SOURCES.items():
+            if hasattr(self, name):
+                getattr(self, name).input_grad = trainable_up_to[source]
         self.frozen_upto = upto
-        for name, layer in self.skip_layers.items():
-            if name == "score_pool4":
-                layer.input_grad = trainable_below["pool4"]
-            elif name == "score_pool3":
-                layer.input_grad = trainable_below["pool3"]

@@ -1,10 +1,10 @@
 """The skip connection's sum: an upsampled score map plus a finer one, aligned by a crop."""
 
-from ..layers import Crop
+from ..layers import Crop, Module
 from .alignment import crop_offset
 
 
-class Fusion:
+class Fusion(Module):
     """``forward(upsampled, skip)`` -> their sum on a common grid; ``backward(d)`` -> both gradients.
 
     The two maps are aligned by cropping one of them at an offset derived from geometry. In the
@@ -39,6 +39,3 @@ class Fusion:
         if self.crop_skip:
             return d_fused, self.crop.backward(d_fused)
         return self.crop.backward(d_fused), d_fused
-
-    def clear_cache(self):
-        self.crop.clear_cache()

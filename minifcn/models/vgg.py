@@ -7,8 +7,7 @@ plus a loop rather than thirteen hand-written layers.
 
 import numpy as np
 
-from ..layers import Conv2d, MaxPool2d, ReLU
-from .sequential import Sequential
+from ..layers import Conv2d, MaxPool2d, ReLU, Sequential
 
 # (output channels, number of 3x3 convolutions) of each block.
 VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))

@@ -20,14 +20,14 @@ REFERENCE_OFFSETS = {
 def test_reference_offsets_match_the_prototxt(arch):
     """Derived from kernel, stride and padding, the reference geometry gives 5, 9, 31 / 5, 27 / 19."""
     model = build_model(arch, num_classes=3, width=0.0625, fc_channels=8, geometry="reference")
-    assert {name: crop.offset for name, crop in model.crops.items()} == REFERENCE_OFFSETS[arch]
+    assert model.crop_offsets() == REFERENCE_OFFSETS[arch]
 
 
 @pytest.mark.parametrize("arch", sorted(REFERENCE_OFFSETS))
 def test_compact_offsets_are_zero(arch):
     """The compact geometry aligns every map by construction: the same derivation gives 0."""
     model = build_model(arch, num_classes=3, width=0.0625, fc_channels=8, geometry="compact")
-    assert all(crop.offset == 0 for crop in model.crops.values())
+    assert set(model.crop_offsets().values()) == {0}
 
 
 def test_placement_by_hand():

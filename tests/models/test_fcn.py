@@ -224,8 +224,8 @@ def test_freezing_stops_backward_and_keeps_frozen_weights_gradient_free():
         elif parameter.requires_grad:
             assert relative_error(parameter.grad, grads_full[name].grad) <= 1e-6, name
     # Nothing below the freeze point kept a cache or computed an input gradient.
-    assert all(getattr(layer, "_cache", None) is None for _, layer in frozen.block1)
-    assert not dict(frozen.block3.layers)["conv3_1"].input_grad
+    assert all(layer._cache is None for _, layer in frozen.block1)
+    assert not frozen.block3.conv3_1.input_grad
     with pytest.raises(ValueError, match="cannot freeze"):
         frozen.freeze("conv9_9")
 
@@ -234,8 +234,6 @@ def test_frozen_layers_keep_nothing_from_the_forward_pass():
     """After a training forward pass with freeze("conv2_2"), every layer of blocks 1 and 2 holds no
     cache (backward would compute nothing there), conv3_1 holds its input for its weight gradient,
     and backward then runs and fills conv3_1's gradient."""
-    from minifcn.layers.layer import NOTHING_TO_COMPUTE
-
     rng = np.random.default_rng(5)
     model = build_model("fcn8s", num_classes=3, width=0.0625, fc_channels=8, geometry="compact").train()
     model.load_state_dict(random_state(model, rng))  # non-zero score layers, so gradients reach the trunk
@@ -244,9 +242,9 @@ def test_frozen_layers_keep_nothing_from_the_forward_pass():
     scores = model.forward(x)
     for block in (model.block1, model.block2):
         for name, layer in block:
-            assert layer._cache is NOTHING_TO_COMPUTE, name
-    conv3_1 = dict(model.block3.layers)["conv3_1"]
-    assert conv3_1._cache is not NOTHING_TO_COMPUTE and conv3_1._cache is not None
+            assert layer._cache is None, name
+    conv3_1 = model.block3.conv3_1
+    assert conv3_1._cache is not None
     model.zero_grad()
     model.backward(np.ones_like(scores))
     assert conv3_1.weight.grad.any()
@@ -255,7 +253,7 @@ def test_frozen_layers_keep_nothing_from_the_forward_pass():
 def test_first_layer_never_computes_an_image_gradient():
     """conv1_1's input gradient is never computed: the image needs none."""
     model = build_model("fcn32s", num_classes=2, width=0.0625, fc_channels=8)
-    assert not dict(model.block1.layers)["conv1_1"].input_grad
+    assert not model.block1.conv1_1.input_grad
 
 
 def test_real_vgg16_weights_load_and_segment_a_camvid_image(vgg16_weights_path, camvid_root):

@@ -1,4 +1,4 @@
-"""Tests for minifcn.layers.layer and the contract every layer shares: parameters(), train/eval,
+"""Tests for minifcn.layers.module and the contract every layer shares: parameters(), train/eval,
 zero_grad, backward only after forward, and input_grad=False."""
 
 import numpy as np
@@ -10,10 +10,11 @@ from minifcn.layers import (
     ConvTranspose2d,
     Crop,
     Dropout,
-    Layer,
     MaxPool2d,
+    Module,
     Parameter,
     ReLU,
+    Sequential,
     SoftmaxCrossEntropy,
 )
 
@@ -22,7 +23,7 @@ def device_for(xp):
     return "cpu" if xp is np else "gpu"
 
 
-class Affine(Layer):
+class Affine(Module):
     """y = a * x + b with two parameters and one attribute that is not a parameter."""
 
     def __init__(self):
@@ -31,11 +32,11 @@ class Affine(Layer):
         self.b = Parameter(np.array([0.5]))
 
     def forward(self, x):
-        self._cache = x
+        self._save_for_backward(x)
         return self.a.data * x + self.b.data
 
     def backward(self, dy):
-        x = self._take_cache()
+        x = self._saved()
         self.a.accumulate((dy * x).sum(keepdims=True).reshape(1))
         self.b.accumulate(dy.sum(keepdims=True).reshape(1))
         return dy * self.a.data if self.input_grad else None
@@ -140,3 +141,66 @@ def test_input_grad_false_returns_none(xp, name):
     assert layer.backward(dy) is None
     for (_, expected), (_, got) in zip(reference.parameters(), layer.parameters()):
         np.testing.assert_array_equal(to_numpy(got.grad), to_numpy(expected.grad))
+
+
+class TwoAffines(Module):
+    """A module of modules: a named child, and a flat chain whose layers are named as its parent's."""
+
+    def __init__(self):
+        self.first = Affine()
+        self.chain = Sequential([("second", Affine()), ("drop", Dropout(0.5, rng=_rng()))])
+
+    def forward(self, x):
+        return self.chain(self.first(x))
+
+    def backward(self, dy):
+        return self.first.backward(self.chain.backward(dy))
+
+
+def test_children_register_themselves_and_names_follow_the_tree():
+    """Assigning a Module registers it: parameters are named by path, and a Sequential adds no level."""
+    model = TwoAffines()
+    assert [name for name, _ in model.parameters()] == ["first.a", "first.b", "second.a", "second.b"]
+    assert [name for name, _ in model.named_layers()] == ["first", "second", "drop"]
+    assert [type(m).__name__ for m in model.modules()] == ["TwoAffines", "Affine", "Sequential", "Affine", "Dropout"]
+
+
+def test_modes_devices_gradients_and_caches_recurse(xp):
+    """train/eval, to, zero_grad, set_trainable and clear_cache reach every module of the tree."""
+    model = TwoAffines().to(device_for(xp))
+    assert all(m.device == device_for(xp) for m in model.modules())
+    assert all(get_array_module(p.data) is xp for _, p in model.parameters())
+    model.eval()
+    assert not any(m.training for m in model.modules())
+    y = model.forward(xp.asarray([1.0, 2.0]))
+    np.testing.assert_allclose(to_numpy(y), [2 * (2 * 1 + 0.5) + 0.5, 2 * (2 * 2 + 0.5) + 0.5])
+    assert all(m._cache is not None for _, m in model.named_layers())
+    model.clear_cache()
+    assert all(m._cache is None for m in model.modules())
+    model.forward(xp.asarray([1.0, 2.0]))
+    model.backward(xp.ones(2))
+    assert all(p.grad.any() for _, p in model.parameters())
+    model.zero_grad()
+    assert not any(p.grad.any() for _, p in model.parameters())
+    model.chain.set_trainable(False)
+    assert [p.requires_grad for _, p in model.parameters()] == [True, True, False, False]
+
+
+def test_state_dict_round_trip_through_the_tree():
+    """state_dict names every parameter by path; load_state_dict checks names and shapes first."""
+    model, other = TwoAffines(), TwoAffines()
+    model.first.a.data[...] = 7.0
+    other.load_state_dict(model.state_dict())
+    assert other.first.a.data[0] == 7.0
+    with pytest.raises(ValueError, match="missing: second.b"):
+        other.load_state_dict({name: value for name, value in model.state_dict().items() if name != "second.b"})
+
+
+def test_use_generator_reaches_every_random_layer():
+    """draws_random_numbers follows the mode; use_generator hands one generator to every dropout."""
+    model = TwoAffines()
+    assert model.draws_random_numbers()
+    generator = np.random.default_rng(9)
+    model.use_generator(generator)
+    assert model.chain.drop.rng is generator
+    assert not model.eval().draws_random_numbers()
