@@ -1,38 +1,35 @@
 """2-D convolution (cross-correlation, as in Caffe and PyTorch): forward and backward.
 
-    y[n, o, i, j] = bias[o] + sum over c, a, b of weight[o, c, a, b] * xpad[n, c, s*i + a, s*j + b]
+    x       (N, C, H, W)      input
+    weight  (O, C, kh, kw)    one (C, kh, kw) filter per output channel
+    bias    (O,)              optional
+    y       (N, O, OH, OW)    OH = (H + 2 * ph - kh) // sh + 1, OW likewise
 
-Four interchangeable methods compute it, each a module with the same four functions
-(``prepare``, ``forward``, ``weight_grad``, ``input_grad``):
+    y[n, o, i, j] = bias[o] + sum over c, a, b of weight[o, c, a, b] * xpad[n, c, sh*i + a, sw*j + b]
 
-- ``pointwise`` (kernel 1x1): one matrix product, the convolution as a per-pixel dense layer;
-- ``stacked`` (stride 1): the kh*kw shifted views of the flat input stacked into one column matrix
-  and one matrix product; the fastest where that matrix is affordable and the map not tiny;
-- ``shift`` (stride 1): kh*kw shifted matrix products, memory-frugal on large maps;
-- ``im2col`` (any kernel and stride): gathered windows and one matrix product; for strides, and for
-  kernels nearly as wide as the map (fc6), where ``stacked`` would waste most of its product.
+where xpad is x with ph rows and pw columns of zeros on each side.
 
-``method="auto"`` picks one by these rules (``choose_method`` has the measurements); the tests hold
-all four equal.
+The reference method below is im2col: copy every window into a column (``windows.gather_windows``),
+so that the whole convolution of the whole batch is one matrix product. Each pass is then one
+product: the forward pass weight @ columns, the weight gradient dy @ columns^T (dW is a correlation
+of the input with dy), the input gradient weight^T @ dy followed by ``scatter_windows``, which adds
+each column back over the window it came from (dx is a transposed convolution of dy).
+
+``method="reference"`` runs it. ``method="auto"`` (the default) lets ``fast.choose_method`` pick one
+of the faster methods in ``minifcn/ops/fast/``, each tested equal to the reference; a method can also
+be named: ``"im2col"``, ``"stacked"``, ``"shift"`` (stride 1) or ``"pointwise"`` (1x1 kernels).
 """
 
 from collections import namedtuple
+from types import SimpleNamespace
 
-from . import conv_im2col, conv_pointwise, conv_shift, conv_stacked
-from .padding import unpad2d
+from ..backend import get_array_module
+from . import fast
+from .padding import pad2d, unpad2d
 from .validation import pair, require_floating, require_ndim
+from .windows import gather_windows, scatter_windows
 
-METHODS = {"im2col": conv_im2col, "stacked": conv_stacked, "shift": conv_shift, "pointwise": conv_pointwise}
-
-# Above this size a column matrix (im2col's or stacked's) costs more in page faults and memory traffic
-# than the shifted products (measured on conv1_2 of a 500x500 input, whose column matrix is 1.1 GB).
-IM2COL_MAX_BYTES = 64 * 2**20
-# stacked computes kw - 1 wasted columns in every row of Wp; above this fraction im2col is faster.
-STACKED_MAX_WASTE = 0.25
-# Where shift beats stacked below the memory limit (see choose_method): at most this many input
-# channels, no more output channels than input ones, and output maps of at least this many pixels.
-SHIFT_MAX_CHANNELS = 64
-SHIFT_MIN_PIXELS = 400
+REFERENCE = "reference"
 
 ConvCache = namedtuple("ConvCache", "method prepared weight input_hw stride padding has_bias")
 
@@ -42,47 +39,69 @@ def conv_output_size(size, kernel, stride, padding):
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None):
-    """The fastest method for this geometry that keeps memory bounded (see the module docstring)."""
-    if tuple(kernel) == (1, 1):
-        return "pointwise"
-    if tuple(stride) != (1, 1):
-        return "im2col"
-    n, c = x_shape[:2]
-    column_bytes = n * c * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
-    if column_bytes > IM2COL_MAX_BYTES:
-        return "shift"
-    padded_width = out_hw[1] + kernel[1] - 1
-    if kernel[1] - 1 > STACKED_MAX_WASTE * padded_width:
-        return "im2col"
-    if n == 1 and c * kernel[0] * kernel[1] < (out_channels or 0):
-        # The image layer (conv1_1: 27 column rows, 64 outputs): for one image im2col's product is
-        # already the output, while stacked must copy 64 wide rows out; conv1_1 of a 500x500 image,
-        # forward + weight gradient, took 74 ms with im2col and 112 with stacked.
-        return "im2col"
-    # stacked's cost beyond the product is copying C * kh * kw rows of the whole batch, twice; shift's
-    # is adding up kh * kw products of O rows. In the default model's training step (8 images,
-    # forward + backward, this machine, alternating in one process) shift was faster for 16->16 at
-    # 96x96 (16.9 vs 18.5 ms backward, 5.4 vs 9.0 forward) and 32->32 at 48x48 (10.5 vs 11.8, 3.8 vs
-    # 5.5), equal for 64->64 at 24x24, and slower wherever the channels grow or the map is small.
-    # (In runs where the whole machine was slower, about 1 in 4, stacked won everywhere by 10-20%.)
-    few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
-    return "shift" if few_channels and out_hw[0] * out_hw[1] >= SHIFT_MIN_PIXELS else "stacked"
+# ---- The reference method. Each function works on the padded input xpad (N, C, Hp, Wp). ----
 
 
-def check_method(method, kernel, stride):
-    if method not in METHODS:
-        raise ValueError(f"method must be 'auto' or one of {sorted(METHODS)}, got {method!r}")
+def _dy_as_matrix(dy):
+    """dy (N, O, OH, OW) as the matrix (O, N*OH*OW) whose columns line up with the window columns."""
+    xp = get_array_module(dy)
+    return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(dy.shape[1], -1)
+
+
+def reference_forward(xpad, weight, stride, out_hw):
+    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with xpad (N, C, Hp, Wp)."""
+    xp = get_array_module(xpad, weight)
+    n, o = xpad.shape[0], weight.shape[0]
+    columns = gather_windows(xpad, weight.shape[2:], stride, out_hw)  # (C, kh, kw, N, OH, OW)
+    y = weight.reshape(o, -1) @ columns.reshape(-1, n * out_hw[0] * out_hw[1])  # (O, N*OH*OW)
+    return xp.ascontiguousarray(y.reshape(o, n, *out_hw).transpose(1, 0, 2, 3))
+
+
+def reference_weight_grad(xpad, dy, kernel, stride):
+    """dweight (O, C, kh, kw) = dy (N, O, OH, OW) times the windows of xpad (N, C, Hp, Wp) it came from."""
+    n, o, oh, ow = dy.shape
+    c = xpad.shape[1]
+    columns = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
+    return (_dy_as_matrix(dy) @ columns.T).reshape(o, c, *kernel)
+
+
+def reference_input_grad(dy, weight, stride, padded_hw):
+    """dxpad (N, C, Hp, Wp): each output's gradient dy (N, O, OH, OW) spread back over its window."""
+    n, o, oh, ow = dy.shape
+    _, c, kh, kw = weight.shape
+    dcolumns = weight.reshape(o, -1).T @ _dy_as_matrix(dy)  # (C*kh*kw, N*OH*OW)
+    return scatter_windows(dcolumns.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)
+
+
+# The reference as a method like the fast ones: prepare the input, forward, and the two gradients.
+_REFERENCE_METHOD = SimpleNamespace(
+    prepare=pad2d,
+    forward=reference_forward,
+    weight_grad=reference_weight_grad,
+    input_grad=reference_input_grad,
+)
+
+
+def method_functions(method, kernel, stride):
+    """The method named ``method`` (its prepare, forward, weight_grad, input_grad), checked against
+    the kernel and stride it must handle; ValueError for an unknown or unsuitable method."""
+    if method == REFERENCE:
+        return _REFERENCE_METHOD
+    if method not in fast.METHODS:
+        names = sorted([REFERENCE, *fast.METHODS])
+        raise ValueError(f"method must be 'auto' or one of {names}, got {method!r}")
     if method == "pointwise" and tuple(kernel) != (1, 1):
         raise ValueError(f"method 'pointwise' needs a 1x1 kernel, got {tuple(kernel)}")
     if method in ("shift", "stacked") and tuple(stride) != (1, 1):
         raise ValueError(f"method {method!r} needs stride 1, got {tuple(stride)}")
+    return fast.METHODS[method]
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
     """Convolve x (N, C, H, W) with weight (O, C, kh, kw) and add bias (O,).
 
-    Returns ``(y, cache)`` with y (N, O, OH, OW), OH = (H + 2 * padding - kh) // stride + 1.
+    ``stride`` and ``padding`` are an int or a pair (height, width). Returns ``(y, cache)`` with
+    y (N, O, OH, OW), OH = (H + 2 * padding - kh) // stride + 1; the cache is for ``conv2d_backward``.
     """
     require_floating("input", x)
     require_ndim("input", x, 4, "(N, C, H, W)")
@@ -108,9 +127,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
             f"input of spatial size {(h, w)} is too small for a {kernel} kernel with padding {padding}"
         )
     if method == "auto":
-        method = choose_method(x.shape, kernel, stride, out_hw, x.dtype.itemsize, weight.shape[0])
-    check_method(method, kernel, stride)
-    impl = METHODS[method]
+        method = fast.choose_method(x.shape, kernel, stride, out_hw, x.dtype.itemsize, weight.shape[0])
+    impl = method_functions(method, kernel, stride)
     prepared = impl.prepare(x, padding)
     y = impl.forward(prepared, weight, stride, out_hw)
     if bias is not None:
@@ -121,10 +139,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
 def conv2d_backward(dy, cache, input_grad=True, weight_grad=True):
     """Gradients of ``conv2d`` for dy (N, O, OH, OW).
 
-    Returns ``(dx, dweight, dbias)``; dx is None when ``input_grad`` is False (the layer below is
-    frozen or is the image), dweight and dbias are None when ``weight_grad`` is False or there is no bias.
+    Returns ``(dx, dweight, dbias)`` with dx (N, C, H, W), dweight (O, C, kh, kw), dbias (O,); dx is
+    None when ``input_grad`` is False (the layer below is frozen or is the image), dweight and dbias
+    are None when ``weight_grad`` is False (this layer is frozen), dbias also when there is no bias.
     """
-    impl = METHODS[cache.method]
+    impl = method_functions(cache.method, cache.weight.shape[2:], cache.stride)
     ph, pw = cache.padding
     h, w = cache.input_hw
     dx = dweight = dbias = None

@@ -3,8 +3,9 @@
 A transposed convolution is the adjoint of a convolution with the same weight, stride and padding:
 its forward pass is the convolution's input gradient (each input pixel spreads a weighted copy of
 the kernel over the output, windows s pixels apart) and its backward pass is the convolution's
-forward pass. So this file adds no arithmetic of its own: it calls the convolution methods with the
-roles of input and output exchanged.
+forward pass. So this file adds no arithmetic of its own: it calls the convolution methods of
+``conv.py`` (the reference, or with ``method="auto"`` one of ``fast``) with the roles of input and
+output exchanged.
 
     weight (Cin, Cout, kh, kw), as in Caffe and PyTorch
     OH = (H - 1) * stride + kh - 2 * padding
@@ -12,7 +13,8 @@ roles of input and output exchanged.
 
 from collections import namedtuple
 
-from .conv import METHODS, check_method, choose_method
+from . import fast
+from .conv import method_functions
 from .padding import unpad2d
 from .validation import pair, require_floating, require_ndim
 
@@ -47,9 +49,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
         raise ValueError(f"padding {padding} leaves no output for input size {(h, w)} and kernel {kernel}")
     if method == "auto":
         conv_input_shape = (n, weight.shape[1]) + padded_hw
-        method = choose_method(conv_input_shape, kernel, stride, (h, w), x.dtype.itemsize)
-    check_method(method, kernel, stride)
-    ypad = METHODS[method].input_grad(x, weight, stride, padded_hw)
+        method = fast.choose_method(conv_input_shape, kernel, stride, (h, w), x.dtype.itemsize)
+    ypad = method_functions(method, kernel, stride).input_grad(x, weight, stride, padded_hw)
     y = unpad2d(ypad, padding, out_hw)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
@@ -58,7 +59,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
 
 def conv_transpose2d_backward(dy, cache, input_grad=True, weight_grad=True):
     """Gradients of ``conv_transpose2d`` for dy (N, Cout, OH, OW): ``(dx, dweight, dbias)``."""
-    impl = METHODS[cache.method]
+    impl = method_functions(cache.method, cache.weight.shape[2:], cache.stride)
     prepared = impl.prepare(dy, cache.padding)
     dx = dweight = dbias = None
     if weight_grad:

@@ -1,8 +1,9 @@
-"""Tests for minifcn.ops.conv: conv2d and conv2d_backward with each of the four methods.
+"""Tests for minifcn.ops.conv: conv2d and conv2d_backward, the reference method and every fast one.
 
 References: a naive loop over output pixels (float64, tiny shapes), numerical gradients (float64,
-odd shapes), the other methods on the same inputs, and torch.nn.functional.conv2d (float32,
-realistic shapes).
+odd shapes) and torch.nn.functional.conv2d (float32, realistic shapes). Each fast method is also
+held equal to the reference on more shapes in tests/ops/fast/, and the rule behind method="auto"
+is tested there (test_choose.py).
 """
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from minifcn.backend import to_numpy
 from minifcn.gradcheck import check_gradients, relative_error
-from minifcn.ops.conv import IM2COL_MAX_BYTES, choose_method, conv2d, conv2d_backward, conv_output_size
+from minifcn.ops.conv import conv2d, conv2d_backward, conv_output_size
 
 
 def pair(value):
@@ -19,7 +20,7 @@ def pair(value):
 
 def applicable_methods(kernel, stride):
     """The methods that support this geometry: pointwise needs a 1x1 kernel, shift and stacked stride 1."""
-    methods = ["im2col"]
+    methods = ["reference", "im2col"]
     if pair(stride) == (1, 1):
         methods += ["shift", "stacked"]
     if pair(kernel) == (1, 1):
@@ -142,7 +143,7 @@ def test_gradients_numerically(xp, c, o, h, w, kernel, stride, padding, method):
     assert max(errors.values()) <= 1e-6, errors
 
 
-@pytest.mark.parametrize("method", ["im2col", "shift", "stacked"])
+@pytest.mark.parametrize("method", ["reference", "im2col", "shift", "stacked"])
 def test_gradients_numerically_without_bias(xp, method):
     """Without a bias, dbias is None and the other gradients are still right."""
     x, weight, _ = make_inputs(3, 5, 7, 9, 3, seed=3, bias=False)
@@ -152,38 +153,7 @@ def test_gradients_numerically_without_bias(xp, method):
     assert conv2d_backward(xp.ones((2, 5, 7, 9)), cache)[2] is None
 
 
-# (C, O, H, W, kernel, stride, padding) on which all applicable methods must agree.
-AGREEMENT = [
-    (5, 7, 17, 19, 3, 1, 1),
-    (5, 7, 17, 19, 3, 1, 0),
-    (4, 6, 15, 13, 5, 1, 3),
-    (7, 5, 17, 19, 1, 1, 0),
-    (7, 5, 17, 19, 1, 1, 2),
-]
-
-
-@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-12), (np.float32, 1e-5)])
-@pytest.mark.parametrize("c, o, h, w, kernel, stride, padding", AGREEMENT)
-def test_methods_agree(xp, c, o, h, w, kernel, stride, padding, dtype, tolerance):
-    """im2col, shift, stacked and pointwise (where each applies) give the same output and gradients."""
-    x, weight, bias = make_inputs(c, o, h, w, kernel, seed=4, dtype=dtype)
-    methods = applicable_methods(kernel, stride)
-    assert len(methods) >= 2
-    dy = None
-    results = {}
-    for method in methods:
-        y, cache = conv2d(xp.asarray(x), xp.asarray(weight), xp.asarray(bias), stride, padding, method)
-        if dy is None:
-            dy = xp.asarray(np.random.default_rng(5).standard_normal(y.shape).astype(dtype))
-        results[method] = (y,) + conv2d_backward(dy, cache)
-    reference = results.pop("im2col")
-    for method, outputs in results.items():
-        for name, got, expected in zip(("y", "dx", "dweight", "dbias"), outputs, reference):
-            assert got.dtype == dtype, (method, name)
-            assert relative_error(got, expected) <= tolerance, (method, name)
-
-
-@pytest.mark.parametrize("method", ["im2col", "shift", "stacked", "pointwise"])
+@pytest.mark.parametrize("method", ["reference", "im2col", "shift", "stacked", "pointwise"])
 def test_float32_stays_float32(xp, method):
     """A float32 input and weight give float32 output and gradients (no silent float64)."""
     x, weight, bias = make_inputs(3, 4, 6, 5, 1, dtype=np.float32)
@@ -193,7 +163,7 @@ def test_float32_stays_float32(xp, method):
         assert grad.dtype == np.float32
 
 
-@pytest.mark.parametrize("method", ["im2col", "shift", "stacked", "pointwise"])
+@pytest.mark.parametrize("method", ["reference", "im2col", "shift", "stacked", "pointwise"])
 def test_backward_leaves_dy_and_input_alone(xp, method):
     """Neither pass writes into its arguments: x, weight and dy are unchanged afterwards."""
     x, weight, bias = make_inputs(3, 4, 6, 5, 1)
@@ -211,8 +181,8 @@ def test_backward_leaves_dy_and_input_alone(xp, method):
 
 @pytest.mark.parametrize(
     "kernel, padding, method",
-    [(3, 0, "im2col"), (3, 1, "im2col"), (3, 0, "shift"), (3, 1, "stacked"), (1, 0, "pointwise"),
-     (1, 1, "pointwise")],
+    [(3, 0, "reference"), (3, 1, "reference"), (3, 0, "im2col"), (3, 1, "im2col"), (3, 0, "shift"),
+     (3, 1, "stacked"), (1, 0, "pointwise"), (1, 1, "pointwise")],
 )
 def test_strided_views_give_the_same_result(xp, kernel, padding, method):
     """A non-contiguous input (a strided, flipped view) and a Fortran-ordered dy give the same output
@@ -255,31 +225,6 @@ def test_output_size_hand_computed():
     assert conv_output_size(9, 2, 3, 0) == 3
 
 
-def test_auto_chooses_by_the_documented_rule():
-    """1x1 -> pointwise, stride > 1 -> im2col, large column matrix -> shift; below that, im2col for a
-    kernel nearly as wide as the map and for the image layer of a single image, shift for few
-    channels (not growing) on a large map, stacked otherwise."""
-    assert choose_method((1, 512, 22, 22), (1, 1), (1, 1), (22, 22), 4) == "pointwise"
-    assert choose_method((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), 4) == "im2col"
-    assert choose_method((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), 4) == "stacked"
-    # conv1_2 on a 500x500 image: 64 * 9 * 698 * 698 floats = 1.1 GB of columns.
-    assert 64 * 9 * 698 * 698 * 4 > IM2COL_MAX_BYTES
-    assert choose_method((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), 4) == "shift"
-    # fc6: 7x7 on the default model's 3x3 pool5 padded by 3 would waste 6 of every 9 columns in
-    # stacked; on the reference's 16x16 pool5 (500x500 input) 6 of 16.
-    assert choose_method((8, 128, 9, 9), (7, 7), (1, 1), (3, 3), 4, out_channels=256) == "im2col"
-    assert choose_method((1, 512, 16, 16), (7, 7), (1, 1), (10, 10), 4, out_channels=4096) == "im2col"
-    # The default model's convolutions (8 images): shift for 16->16 at 96x96, stacked where the
-    # channels grow, on small maps, and with many channels.
-    assert choose_method((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 4, out_channels=16) == "shift"
-    assert choose_method((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 4, out_channels=32) == "stacked"
-    assert choose_method((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 4, out_channels=128) == "stacked"
-    assert choose_method((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 4, out_channels=512) == "stacked"
-    # conv1_1 on one image: im2col, whose product is already the output; on a batch, stacked.
-    assert choose_method((1, 3, 362, 482), (3, 3), (1, 1), (360, 480), 4, out_channels=64) == "im2col"
-    assert choose_method((8, 3, 98, 98), (3, 3), (1, 1), (96, 96), 4, out_channels=16) == "stacked"
-
-
 @pytest.mark.parametrize(
     "c, o, h, w, kernel, stride, padding", [(3, 5, 7, 9, 3, 1, 1), (3, 5, 13, 11, 3, 2, 1), (5, 3, 7, 9, 1, 1, 0)]
 )
@@ -288,7 +233,7 @@ def test_auto_equals_explicit_methods(xp, c, o, h, w, kernel, stride, padding):
     x, weight, bias = make_inputs(c, o, h, w, kernel)
     args = (xp.asarray(x), xp.asarray(weight), xp.asarray(bias), stride, padding)
     y_auto, cache = conv2d(*args)
-    assert cache.method in applicable_methods(kernel, stride)
+    assert cache.method in applicable_methods(kernel, stride) and cache.method != "reference"
     y_explicit, _ = conv2d(*args, method=cache.method)
     np.testing.assert_array_equal(to_numpy(y_auto), to_numpy(y_explicit))
 
@@ -334,6 +279,7 @@ def test_bad_shapes_and_options_are_rejected(xp):
 
 # (N, C, O, H, W, kernel, stride, padding, method) as found in FCN-8s, scaled to run in seconds.
 TORCH_CASES = {
+    "64to64-64x64-reference": (2, 64, 64, 64, 64, 3, 1, 1, "reference"),
     "64to64-64x64-im2col": (2, 64, 64, 64, 64, 3, 1, 1, "im2col"),
     "64to64-64x64-shift": (2, 64, 64, 64, 64, 3, 1, 1, "shift"),
     "64to64-64x64-stacked": (2, 64, 64, 64, 64, 3, 1, 1, "stacked"),
@@ -346,6 +292,8 @@ TORCH_CASES = {
     "fc6-like-7x7-pad3-batch": (3, 128, 32, 3, 3, 7, 1, 3, "auto"),
     "score-1x1": (2, 512, 21, 22, 22, 1, 1, 0, "pointwise"),
     "stride2": (2, 64, 32, 33, 31, 3, 2, 1, "im2col"),
+    "stride2-reference": (2, 64, 32, 33, 31, 3, 2, 1, "reference"),
+    "fc6-like-7x7-reference": (1, 512, 256, 9, 9, 7, 1, 0, "reference"),
 }
 
 
@@ -368,21 +316,3 @@ def test_matches_torch(xp, torch, n, c, o, h, w, kernel, stride, padding, method
     for name, got, expected in pairs:
         assert got.dtype == np.float32, name
         assert relative_error(got, expected.detach().numpy()) <= 1e-5, name
-
-
-@pytest.mark.parametrize("band_bytes", [1, 3 * 9 * 11 * 8 * 2])
-def test_shift_weight_gradient_by_bands_equals_by_offsets(xp, monkeypatch, band_bytes):
-    """shift's weight gradient stacks the shifted views a band of rows at a time when the channels are
-    few, and takes one product per offset otherwise; both forms give the same gradient, whatever the
-    band height (1 byte forces one row per band; the other value two rows, leaving a shorter last band)."""
-    from minifcn.ops import conv_shift
-
-    x, weight, _ = make_inputs(3, 5, 7, 9, 3, seed=12, n=2)
-    y, cache = conv2d(xp.asarray(x), xp.asarray(weight), None, 1, 1, "shift")
-    dy = xp.asarray(np.random.default_rng(13).standard_normal(y.shape))
-    monkeypatch.setattr(conv_shift, "STACK_MAX_ROWS", 0)
-    by_offsets = conv2d_backward(dy, cache, input_grad=False)[1]
-    monkeypatch.setattr(conv_shift, "STACK_MAX_ROWS", 3 * 9)
-    monkeypatch.setattr(conv_shift, "BAND_BYTES", band_bytes)
-    by_bands = conv2d_backward(dy, cache, input_grad=False)[1]
-    assert relative_error(by_bands, by_offsets) <= 1e-12

@@ -1,6 +1,6 @@
 """Stride-1 convolution as one matrix product over the stacked shifted views of the flat input.
 
-``conv_shift`` computes the output as kh*kw products of the weight slice for one kernel offset with
+``shift`` computes the output as kh*kw products of the weight slice for one kernel offset with
 the flattened padded input shifted by that offset. Here those kh*kw shifted views are copied one
 under the other into a single column matrix (C*kh*kw, N*OH*Wp), whole batch included, so each pass
 is one matrix product with an inner dimension of C*kh*kw instead of kh*kw products with an inner
@@ -8,17 +8,16 @@ dimension of C. It is im2col on the flat layout: each copy moves whole rows of O
 moves rows of OW), and the input gradient adds kh*kw contiguous blocks back (im2col adds OH*OW-sized
 strided windows).
 
-Measured on the default model's 3x3 convolutions (8 images, 6 to 48 pixels square, 3 to 128
-channels, forward + backward) this was 10-25% faster than im2col, and than one product per offset
-except with few channels on the larger maps (see ``conv.choose_method``).
-The costs: the column matrix is as large as im2col's, and the kw-1 wrap-around ("wide") columns of
-every row are computed and thrown away, a waste of (kw-1)/Wp, which is large on tiny maps (fc6 on a
-3x3 pool5: two thirds), where ``conv.choose_method`` keeps im2col.
+On the default model's 3x3 convolutions (``benchmarks/cpu_benchmark.py --cases small``) this is
+faster than im2col, and than one product per offset except with few channels on the larger maps
+(see ``choose.py``). The costs: the column matrix is as large as im2col's, and the kw-1 wrap-around
+("wide") columns of every row are computed and thrown away, a waste of (kw-1)/Wp, which is large on
+tiny maps (fc6 on a 3x3 pool5: two thirds), where ``choose_method`` keeps im2col.
 """
 
-from ..backend import get_array_module
-from .conv_shift import copy_shifted_views, prepare, widen  # noqa: F401  (prepare: the same padded input)
+from ...backend import get_array_module
 from .products import product_with_transpose
+from .shift import copy_shifted_views, prepare, widen  # noqa: F401  (prepare: the same padded input)
 
 
 def _stacked_shifts(xpad, kernel, oh):

@@ -1,21 +1,22 @@
-"""Convolution as one matrix product over gathered windows (im2col), for any kernel and stride.
+"""im2col for any kernel and stride: the reference method, its weight-gradient product turned around.
 
-The column matrix holds C*kh*kw numbers per output pixel, so it costs kh*kw times the input's memory:
-cheap for a 3-channel input (conv1_1) or a small map (fc6's 7x7 on pool5), prohibitive for 64 channels
-on a 700x700 map, where ``conv_shift`` takes over. Nothing is cached between passes: the backward
-gathers the windows again rather than holding the column matrix.
+Forward and input gradient compute exactly what the reference in ``minifcn/ops/conv.py`` does:
+gather the windows into columns (C, kh, kw, N, OH, OW), whole batch included, and take one matrix
+product per pass. The weight gradient's product dy @ columns^T goes through
+``products.product_with_transpose``, which computes it in whichever orientation BLAS runs faster.
 
-The columns cover the whole batch (see ``windows``), so each pass is a single matrix product; the
-price is moving the output and its gradient between (N, O, ...) and the product's (O, N, ...) order,
-one pass over a map that the product itself reads or writes C*kh*kw times.
+The column matrix holds C*kh*kw numbers per output pixel, kh*kw times the input's memory: cheap for
+a 3-channel input (conv1_1) or a small map (fc6's 7x7 on pool5), prohibitive for 64 channels on a
+700x700 map, where ``shift`` takes over. Nothing is cached between passes: the backward gathers the
+windows again rather than holding the column matrix.
 
 Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
 """
 
-from ..backend import get_array_module
-from .padding import pad2d
+from ...backend import get_array_module
+from ..padding import pad2d
+from ..windows import gather_windows, scatter_windows
 from .products import product_with_transpose
-from .windows import gather_windows, scatter_windows
 
 
 def prepare(x, padding):

@@ -12,13 +12,19 @@ columns) wrap into the next row and are garbage: they are cut off after the forw
 zero in the incoming gradient of the backward pass, so they never contribute.
 """
 
-from ..backend import get_array_module
-from .padding import pad2d
+from ...backend import get_array_module
+from ..padding import pad2d
 from .products import sum_of_products
 
-# The weight gradient stacks the shifted views when they have at most this many rows (C * kh * kw;
-# 128 channels of a 3x3 kernel), a band of output rows of at most BAND_BYTES of columns at a time.
+# One product per kernel offset has an (O, C) result and an inner dimension of a whole map, a shape
+# BLAS computes slowly when C is small; stacking the shifted views first gives one product with an
+# inner dimension C*kh*kw but copies them. The weight gradient stacks them up to this many rows
+# (C*kh*kw: 128 channels of a 3x3 kernel), beyond which the copy costs more than it saves. Set by
+# python benchmarks/cpu_benchmark.py --cases layers --layers conv1_2,conv2_2,conv3_2 and --cases small.
 STACK_MAX_ROWS = 128 * 9
+# The stacked views are built one band of output rows at a time, at most this many bytes, so that the
+# memory this method saves over im2col stays saved; larger bands mean fewer, longer products.
+# Set by: --cases layers --layers conv1_2 (the largest map, where the bands matter most).
 BAND_BYTES = 8 * 2**20
 
 
@@ -41,7 +47,7 @@ def widen(dy, wp, by_channel=False):
 def copy_shifted_views(flat, kernel, wp, start, length, out):
     """Fill ``out`` (C, kh, kw, ..., length) with the flat maps ``flat`` (C, ..., cells) read from
     ``start`` shifted by each kernel offset: out[:, a, b] = flat[..., start + a*Wp + b :][:length].
-    The column matrix of ``conv_stacked`` and of the banded weight gradient below."""
+    The column matrix of ``stacked`` and of the banded weight gradient below."""
     kh, kw = kernel
     for a in range(kh):
         for b in range(kw):
@@ -72,14 +78,11 @@ def forward(xpad, weight, stride, out_hw):
 
 
 def weight_grad(xpad, dy, kernel, stride):
-    """dweight (O, C, kh, kw) from the prepared input and dy (N, O, OH, OW).
+    """dweight (O, C, kh, kw) from the prepared input (N, C, Hp + 1, Wp) and dy (N, O, OH, OW).
 
-    With few input channels, one product per offset has a tiny (O, C) result and an inner dimension
-    of a whole map, a shape BLAS computes slowly; there the offsets' shifted views are stacked into a
-    column matrix (as ``conv_stacked`` does) one band of output rows at a time, so memory stays
-    bounded. Measured (the weight gradient alone): 16->16 at 96x96, 8 images, 12.0 -> 6.4 ms;
-    64->64 on 698x698 (conv1_2 of a 500x500 image) 383 -> 307 ms; 128->128 at 349x349 274 -> 247
-    ms; but 256->256 at 175x175 215 -> 240 ms, so from there on one product per offset.
+    With at most STACK_MAX_ROWS rows of shifted views (few input channels) they are stacked into a
+    column matrix, as ``stacked`` does, one band of output rows at a time so memory stays bounded;
+    with more, one product per kernel offset.
     """
     n, c = xpad.shape[:2]
     if c * kernel[0] * kernel[1] <= STACK_MAX_ROWS:

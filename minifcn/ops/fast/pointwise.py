@@ -6,8 +6,8 @@ every position. That is what lets FCN turn a classifier's fully connected layers
 (O, C) @ (C, H * W) per image with nothing gathered. A stride s simply keeps every s-th pixel.
 """
 
-from ..backend import get_array_module
-from .padding import pad2d
+from ...backend import get_array_module
+from ..padding import pad2d
 from .products import sum_of_products
 
 

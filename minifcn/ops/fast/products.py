@@ -1,9 +1,11 @@
 """The matrix products that every weight gradient reduces to."""
 
-from ..backend import get_array_module
+from ...backend import get_array_module
 
-# ``product_with_transpose`` takes the transposed product only for a long inner side and a result
-# small enough that copying it back into order stays in the caches.
+# ``product_with_transpose`` takes the transposed product only where it pays: an inner side long
+# enough (LONG_INNER) for BLAS's faster orientation to save more than the copy back into order costs,
+# and a result small enough (SMALL_RESULT numbers) for that copy to stay in the caches.
+# Set by: python benchmarks/cpu_benchmark.py --cases small and --cases layers --layers conv1_2,fc6.
 LONG_INNER = 256
 SMALL_RESULT = 2**20
 
@@ -11,11 +13,11 @@ SMALL_RESULT = 2**20
 def product_with_transpose(a, b):
     """a @ b.T for a (O, P) and b (R, P): an (O, R) array, P the long side (pixels of a batch).
 
-    BLAS computes the same numbers as (b @ a.T).T 5-40% faster on the long-P, few-channel shapes of
-    the default model's convolutions (R = C*kh*kw column rows, O outputs), but that result then has
-    to be copied into (O, R) order, one pass over a weight-sized array. That pass costs more than it
-    saves when P is short or the weight large: for fc6 of a 500x500 image (P = 256, R = 25088,
-    O = 4096) transposing the 411 MB result took 2.4 s in a training step, the product itself 0.3 s.
+    BLAS computes the same numbers as (b @ a.T).T faster on the long-P, few-channel shapes of the
+    default model's convolutions (R = C*kh*kw column rows, O outputs), but that result then has to
+    be copied into (O, R) order, one pass over a weight-sized array. That pass costs more than it
+    saves when P is short or the weight large (fc6 of a 500x500 image: P = 256, R = 25088, O = 4096,
+    a 411 MB result whose copy takes several times as long as the product).
     """
     xp = get_array_module(a, b)
     if a.shape[1] >= LONG_INNER and a.shape[0] * b.shape[0] <= SMALL_RESULT:
@@ -34,7 +36,7 @@ def sum_of_products(a, b):
 
     Large maps (a 3x3 convolution on 96x96) make the copies the dearer; small maps with many channels
     (fc6's 7x7 on a 3x3 pool5, where O*C is 256 x 6272 and P is 9) make the partial results far
-    dearer: for fc6 of the default model the per-image form took 12 ms and the folded one 1.
+    dearer. The rule compares the two counts of numbers moved, so it has no threshold to tune.
     """
     xp = get_array_module(a, b)
     n, o, p = a.shape

@@ -1,10 +1,10 @@
-"""Tests for minifcn.ops.products: each product's fast forms against a loop of plain products."""
+"""Tests for minifcn.ops.fast.products: each product's fast forms against a loop of plain products."""
 
 import numpy as np
 import pytest
 
 from minifcn.backend import to_numpy
-from minifcn.ops import products
+from minifcn.ops.fast import products
 
 
 @pytest.mark.parametrize("n, o, c, p", [(1, 4, 6, 50), (3, 4, 6, 50), (3, 40, 60, 2)])

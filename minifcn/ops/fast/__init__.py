@@ -1,0 +1,25 @@
+"""Faster ways to compute the convolution of ``minifcn/ops/conv.py``, and the rule that picks one.
+
+Read the reference in ``conv.py`` first: every method here computes the same numbers (the tests in
+``tests/ops/fast/`` hold each equal to it) and only moves memory differently around the matrix
+products, which is where the time goes on a CPU.
+
+- ``pointwise`` (1x1 kernels): one matrix product per image, the convolution as a per-pixel dense layer;
+- ``im2col`` (any kernel and stride): the reference, with the weight gradient's product turned around;
+- ``stacked`` (stride 1): the kh*kw shifted views of the flattened input stacked into one column
+  matrix; the fastest where that matrix is affordable and the map not tiny;
+- ``shift`` (stride 1): kh*kw shifted matrix products and no column matrix, memory-frugal on large maps;
+- ``products``: the two batched products the weight gradients reduce to, each in its faster form;
+- ``choose``: ``choose_method``, the one rule behind ``method="auto"``.
+
+Each method module has the same four functions: ``prepare(x, padding)`` (the padded input the others
+read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``conv.conv2d_backward``
+call them, and ``conv_transpose`` calls them with the roles of input and output exchanged.
+"""
+
+from . import im2col, pointwise, shift, stacked
+from .choose import choose_method
+
+METHODS = {"im2col": im2col, "stacked": stacked, "shift": shift, "pointwise": pointwise}
+
+__all__ = ["METHODS", "choose_method"]

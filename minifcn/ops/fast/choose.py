@@ -1,0 +1,60 @@
+"""The one rule that picks a convolution method for ``method="auto"``.
+
+Every method computes the same numbers (the tests hold them equal to the reference); they differ in
+what they copy besides the matrix product and in how much memory that copy takes. The rule, in order:
+
+1. a 1x1 kernel: ``pointwise``, the convolution is already a matrix product, nothing to copy;
+2. a stride above 1: ``im2col``, the only method with strided windows;
+3. a column matrix above ``IM2COL_MAX_BYTES``: ``shift``, which builds none;
+4. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
+   would compute mostly wrap-around columns;
+5. the image layer of a single image: ``im2col``, whose product is already the output;
+6. few channels, not growing, on a large map: ``shift``; otherwise ``stacked``.
+
+The thresholds are the points where two methods take equal time on this kind of machine. Each
+comment names the benchmark that moves it: time the cases on both sides of a threshold with it set
+each way (``python benchmarks/cpu_benchmark.py --frameworks minifcn ...``) and keep the faster.
+"""
+
+# A column matrix (im2col's or stacked's) costs C*kh*kw times the input's memory. Above this size its
+# page faults and memory traffic cost more than the kh*kw separate products of ``shift`` that need no
+# copy. Set by: --cases layers --layers conv1_2,conv2_2 (the 500x500 maps, about a gigabyte of columns).
+IM2COL_MAX_BYTES = 64 * 2**20
+
+# ``stacked`` computes kw - 1 wrap-around columns in every row of Wp (the padded width) and throws them
+# away; above this fraction of each row the waste costs more than im2col's strided copies.
+# Set by: --cases small and --cases layers --layers fc6 (fc6's 7x7 kernel on 3x3 to 16x16 maps).
+STACKED_MAX_WASTE = 0.25
+
+# ``stacked`` copies C*kh*kw rows of the whole batch twice per step; ``shift`` adds up kh*kw products of
+# O rows each. With at most this many input channels, no more output channels than input ones and at
+# least SHIFT_MIN_PIXELS output pixels, the additions are the cheaper. Set by: --cases small (the
+# default model's 16->16 to 64->64 convolutions on 96x96 to 24x24 maps, batch 8).
+SHIFT_MAX_CHANNELS = 64
+SHIFT_MIN_PIXELS = 400
+
+
+def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None):
+    """The method name for a convolution of x (N, C, H, W) by a (kh, kw) ``kernel``.
+
+    ``out_hw`` is (OH, OW), ``itemsize`` the bytes of one number (4 for float32) and ``out_channels``
+    O (None where it does not matter, as for a transposed convolution's input gradient).
+    """
+    if tuple(kernel) == (1, 1):
+        return "pointwise"
+    if tuple(stride) != (1, 1):
+        return "im2col"
+    n, c = x_shape[:2]
+    column_bytes = n * c * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
+    if column_bytes > IM2COL_MAX_BYTES:
+        return "shift"
+    padded_width = out_hw[1] + kernel[1] - 1
+    if kernel[1] - 1 > STACKED_MAX_WASTE * padded_width:
+        return "im2col"
+    if n == 1 and c * kernel[0] * kernel[1] < (out_channels or 0):
+        # The image layer (conv1_1: 27 column rows, 64 outputs): for one image im2col's product
+        # (O, N*OH*OW) is already the output, while stacked must copy O wide rows out of its product.
+        # Set by: --cases layers --layers conv1_1 and --cases camvid.
+        return "im2col"
+    few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
+    return "shift" if few_channels and out_hw[0] * out_hw[1] >= SHIFT_MIN_PIXELS else "stacked"

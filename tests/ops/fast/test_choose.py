@@ -1,0 +1,70 @@
+"""Tests for minifcn.ops.fast.choose: the rule behind method="auto", on named shapes.
+
+Each case is (x shape (N, C, H, W), kernel, stride, (OH, OW), O) and the method the rule in the
+module docstring gives for it, float32 throughout.
+"""
+
+import math
+
+import pytest
+
+from minifcn.ops.fast.choose import IM2COL_MAX_BYTES, SHIFT_MIN_PIXELS, STACKED_MAX_WASTE, choose_method
+
+NAMED_SHAPES = {
+    # 1x1 kernels, whatever else: a matrix product.
+    "score_fr-1x1": ((1, 512, 22, 22), (1, 1), (1, 1), (22, 22), None, "pointwise"),
+    "strided-1x1": ((2, 64, 22, 22), (1, 1), (2, 2), (11, 11), 21, "pointwise"),
+    # Strides: only im2col has strided windows.
+    "stride-2": ((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), None, "im2col"),
+    # conv1_2 of a 500x500 image: 64 * 9 * 698 * 698 floats = 1.1 GB of columns.
+    "conv1_2-500x500": ((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), None, "shift"),
+    # fc6's 7x7 on the default model's 3x3 pool5 padded by 3 (6 of every 9 columns wasted by stacked),
+    # and on the reference's 16x16 pool5 of a 500x500 input (6 of 16).
+    "fc6-default-model": ((8, 128, 9, 9), (7, 7), (1, 1), (3, 3), 256, "im2col"),
+    "fc6-reference-500x500": ((1, 512, 16, 16), (7, 7), (1, 1), (10, 10), 4096, "im2col"),
+    # The image layer of one image: im2col, whose product is already the output; on a batch, stacked.
+    "conv1_1-one-image-360x480": ((1, 3, 362, 482), (3, 3), (1, 1), (360, 480), 64, "im2col"),
+    "conv1_1-default-model": ((8, 3, 98, 98), (3, 3), (1, 1), (96, 96), 16, "stacked"),
+    # The default model's trunk (batch 8 of 96x96): shift for few, not growing channels on large maps.
+    "conv1_2-default-model": ((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "shift"),
+    "conv2_1-default-model": ((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
+    "conv2_2-default-model": ((8, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "shift"),
+    "conv3_2-default-model": ((8, 64, 26, 26), (3, 3), (1, 1), (24, 24), 64, "shift"),
+    "conv4_2-default-model": ((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 128, "stacked"),
+    "conv5_1-default-model": ((8, 128, 8, 8), (3, 3), (1, 1), (6, 6), 128, "stacked"),
+    # Many channels: stacked.
+    "conv5_3-reference-one-image": ((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 512, "stacked"),
+    "512to512-22x22": ((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), None, "stacked"),
+    # A transposed convolution's input gradient (no output channel count): upscore2 is strided.
+    "upscore2-transposed": ((8, 6, 8, 8), (4, 4), (2, 2), (3, 3), None, "im2col"),
+}
+
+
+@pytest.mark.parametrize("name", NAMED_SHAPES)
+def test_named_shapes(name):
+    x_shape, kernel, stride, out_hw, out_channels, expected = NAMED_SHAPES[name]
+    assert choose_method(x_shape, kernel, stride, out_hw, 4, out_channels=out_channels) == expected
+
+
+def test_column_bytes_threshold():
+    """conv1_2 of a 500x500 image needs more column bytes than IM2COL_MAX_BYTES; one byte less than the
+    limit keeps stacked (a 3x3 kernel, 128 -> 128 channels, so no other rule applies)."""
+    assert 64 * 9 * 698 * 698 * 4 > IM2COL_MAX_BYTES
+    pixels = IM2COL_MAX_BYTES // (128 * 9 * 4)  # column bytes exactly at the limit for (1, pixels)
+    assert choose_method((1, 128, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 128) == "stacked"
+    assert choose_method((1, 128, 3, pixels + 3), (3, 3), (1, 1), (1, pixels + 1), 4, 128) == "shift"
+
+
+def test_waste_threshold():
+    """A 5x5 kernel wastes 4 columns of every row: stacked from a padded width of 4 / STACKED_MAX_WASTE."""
+    width = math.ceil(4 / STACKED_MAX_WASTE)  # the narrowest padded width within the limit
+    out = width - 4
+    assert choose_method((2, 128, out + 4, width), (5, 5), (1, 1), (out, out), 4, 128) == "stacked"
+    assert choose_method((2, 128, out + 3, width - 1), (5, 5), (1, 1), (out - 1, out - 1), 4, 128) == "im2col"
+
+
+def test_shift_needs_a_large_map():
+    """16 -> 16 channels on one row of output pixels: shift from SHIFT_MIN_PIXELS on, stacked below."""
+    pixels = SHIFT_MIN_PIXELS
+    assert choose_method((8, 16, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 16) == "shift"
+    assert choose_method((8, 16, 3, pixels + 1), (3, 3), (1, 1), (1, pixels - 1), 4, 16) == "stacked"
