@@ -1,7 +1,10 @@
 """What the command lines share: exit codes, one-line errors, the device check.
 
 Exit codes (**contract**): 0 success, 2 bad usage or bad input (one line on stderr, no traceback),
-1 an unexpected failure (with its traceback, because that is a bug to report).
+1 an unexpected failure (with its traceback, because that is a bug to report), 130 Ctrl-C.
+
+The library raises its own exceptions (DataError, CheckpointError, ConfigError, ...); only here, in
+the command lines, do they become messages and exit codes.
 """
 
 import argparse
@@ -28,12 +31,13 @@ class UsageError(ValueError):
 
 def user_errors():
     """The exception types that mean "bad input" rather than "bug"."""
-    from .files.checkpoint import CheckpointError
     from .data import DataError
+    from .files.checkpoint import CheckpointError
     from .files.pth import UnsafeOrCorruptPthError
+    from .training.errors import ConfigError, RunDirectoryError
 
-    return (UsageError, DataError, CheckpointError, UnsafeOrCorruptPthError, DeviceUnavailableError, FileNotFoundError,
-            IsADirectoryError, PermissionError, FileExistsError)
+    return (UsageError, DataError, CheckpointError, UnsafeOrCorruptPthError, DeviceUnavailableError, ConfigError,
+            RunDirectoryError, FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError)
 
 
 def run(main, argv, prog):
@@ -45,6 +49,9 @@ def run(main, argv, prog):
     except user_errors() as error:
         print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
     except MemoryError:
         print(f"{prog}: error: out of memory; try a smaller --crop-size or --batch-size", file=sys.stderr)
         return 2

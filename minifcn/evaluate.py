@@ -13,6 +13,7 @@ from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data import BatchLoader, open_dataset
 from .data_parallel import DataParallel
 from .inference import evaluate_model, load_trained_model
+from .training.datasets import Subset
 
 PROG = "python -m minifcn.evaluate"
 
@@ -83,8 +84,6 @@ def main(argv=None):
         raise UsageError(f"{args.weights} predicts {model.num_classes} classes but {args.data} has "
                          f"{dataset.num_classes}")
     if args.max_images:
-        from .trainer import Subset
-
         dataset = Subset(dataset, args.max_images)
     batch_size = args.batch_size or (8 if args.data == "synthetic" else 1)
     loader = BatchLoader(dataset, batch_size, metadata["preprocessing"], shuffle=False)

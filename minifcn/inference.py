@@ -62,23 +62,23 @@ def evaluate_model(model, loader, num_classes, ignore_index, device, class_weigh
 def load_trained_model(path, device="cpu"):
     """``(model, metadata)`` from a minifcn FCN checkpoint, in eval mode on ``device``.
 
-    A bare VGG16 trunk is refused (it has no class scores to predict with).
+    A bare VGG16 trunk is refused (it has no class scores to predict with), and so are weights that do
+    not fit the architecture the checkpoint names: both raise CheckpointError.
     """
-    from .files.checkpoint import load_checkpoint
-    from .cli import UsageError
+    from .files.checkpoint import CheckpointError, load_checkpoint
     from .models import ARCHITECTURES, build_model
 
     checkpoint = load_checkpoint(path)
     metadata = checkpoint.metadata
     arch = metadata.get("arch")
     if arch not in ARCHITECTURES:
-        raise UsageError(f"{path} holds a {arch} network, not a segmentation model; train one, or build one with "
-                         f"python -m minifcn.convert --arch fcn8s")
+        raise CheckpointError(f"{path} holds a {arch} network, not a segmentation model; train one, or build one "
+                              f"with python -m minifcn.convert --arch fcn8s")
     options = dict(metadata.get("options") or {})
     options["num_classes"] = metadata["num_classes"]
     try:
         model = build_model(arch, **options)
         model.load_state_dict(checkpoint.state)
     except (TypeError, ValueError) as error:
-        raise UsageError(f"{path}: {error}") from None
+        raise CheckpointError(f"{path}: {error}") from None
     return model.to(device).eval(), metadata

@@ -11,15 +11,14 @@ minutes, no download needed. Everything the run produces goes to a new run direc
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-from .files.atomic import write_text_atomically
+from .backend import is_out_of_memory
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data_parallel import available_cores
-from .trainer import Trainer, TrainingConfig
+from .training import NonFiniteLoss, TrainingConfig, TrainingInterrupted, build_trainer, read_config, resume_command
 
 PROG = "python -m minifcn.train"
 # The reference's recipe, for real data (usually fine-tuning VGG16 weights given with --init); the
@@ -132,15 +131,17 @@ def default_run_dir(arch):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    progress, time_limit = not args.no_progress, None if args.time_limit is None else args.time_limit * 60.0
     if args.resume:
         run_dir = Path(args.resume)
-        config_path = run_dir / "config.json"
-        if not config_path.exists():
-            raise UsageError(f"{run_dir}: not a run directory to resume (no config.json)")
-        config = TrainingConfig.from_json(config_path.read_text())
+        config = read_config(run_dir)
         resolve_device(config.device)
-        trainer = Trainer(config, run_dir, progress=not args.no_progress, time_limit=args.time_limit)
-        trainer.resume()
+        trainer = build_trainer(config, run_dir, resume=True, progress=progress, time_limit=time_limit)
+        if trainer.run.has_checkpoint():
+            print(f"resuming {run_dir} at epoch {trainer.state.epoch + 1}, iteration {trainer.state.iteration}",
+                  flush=True)
+        else:  # stopped before its first checkpoint: nothing to continue from
+            print(f"{run_dir} has no checkpoint yet: starting its run from the beginning", flush=True)
     else:
         config = config_from_args(args)
         config.validate()
@@ -150,10 +151,53 @@ def main(argv=None):
             raise UsageError(f"{run_dir} exists and is not empty; choose another --out, add --overwrite, "
                              f"or --resume {run_dir}")
         # Open the data and build the model before creating anything, so bad input leaves no debris.
-        trainer = Trainer(config, run_dir, progress=not args.no_progress, time_limit=args.time_limit)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(run_dir / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-    return trainer.fit()
+        trainer = build_trainer(config, run_dir, progress=progress, time_limit=time_limit)
+        trainer.run.create()
+    print(describe(config, trainer), flush=True)
+    return fit(trainer, config)
+
+
+def describe(config, trainer):
+    """The line that opens a run: what is trained on what, where, from which weights."""
+    train_set, val_set = trainer.train_loader.dataset, trainer.val_loader.dataset
+    return (f"training {config.arch} (width {config.width}, fc {config.fc_channels}, {config.geometry} geometry) "
+            f"on {config.data}: {len(train_set)} train / {len(val_set)} val images, "
+            f"{train_set.num_classes} classes, {config.device}; {trainer.run.source}; run directory {trainer.run.path}")
+
+
+def fit(trainer, config):
+    """Run ``trainer.fit()``; return the exit code, saying on stderr how a run that stopped early ended
+    and how to continue it: 0 done (or stopped by --time-limit), 130 Ctrl-C, 1 a loss gone NaN, 2 out
+    of memory."""
+    run_dir = trainer.run.path
+    try:
+        trainer.fit()
+    except TrainingInterrupted as interruption:
+        print(f"{interruption}; resume with: {resume_command(run_dir)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's handler: nothing half done is saved
+        print(f"\ninterrupted; the last checkpoint in {run_dir} is kept; resume with: {resume_command(run_dir)}",
+              file=sys.stderr)
+        return 130
+    except NonFiniteLoss as error:
+        hint = "the learning rate is probably too high (try --lr %.2g)" % (config.lr / 10)
+        if not config.loss_normalize:
+            hint += ", or the summed loss (--no-loss-normalize) needs a far smaller --lr"
+        print(f"error: {error}: {hint}; the last good checkpoint is kept", file=sys.stderr)
+        return 1
+    except Exception as error:
+        if not is_out_of_memory(error):
+            raise
+        # Nothing is saved here: the state in memory may be half updated. last.npz on disk is the
+        # last complete checkpoint, written atomically, and resuming continues from it exactly.
+        kept = (f"{run_dir / 'last.npz'} is intact; after changing settings, start a new run "
+                f"(resuming keeps the old ones)" if trainer.run.has_checkpoint()
+                else "no checkpoint had been written yet")
+        print(f"error: out of memory on {config.device} at iteration {trainer.state.iteration + 1} "
+              f"(batch {config.batch_size}, crop {config.crop_size or 'whole images'}): try a smaller "
+              f"--batch-size or --crop-size; {kept}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

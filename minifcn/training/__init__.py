@@ -1,0 +1,22 @@
+"""Training, one responsibility per file:
+
+    config.py           TrainingConfig: every option of a run, checked, saved as config.json
+    datasets.py         the training and validation sets a config names
+    initial_weights.py  starting from a converted VGG16 or FCN checkpoint (--init)
+    schedule.py         the learning rate of each iteration (poly or fixed, with warm-up)
+    build.py            the pieces of a run made from its config, and the Trainer that gets them
+    state.py            TrainingState: where a run stands (what resuming needs beside the weights)
+    run_directory.py    the run's files: config.json, log.csv, best/last checkpoints, figures, resume
+    interrupt.py        Ctrl-C: stop at the end of the step under way
+    loop.py             Trainer: the loop itself
+    errors.py           what training raises; the command line turns it into messages and exit codes
+"""
+
+from .build import build_trainer
+from .config import TrainingConfig
+from .datasets import Subset, open_splits
+from .errors import ConfigError, NonFiniteLoss, RunDirectoryError, TrainingInterrupted
+from .loop import Trainer
+from .run_directory import RunDirectory, read_config, resume_command
+from .schedule import LearningRateSchedule
+from .state import TrainingState

@@ -1,0 +1,145 @@
+"""The files of a training run, written so that a run killed at any moment can be resumed exactly.
+
+    config.json            the options of the run (``--resume`` reads them back)
+    log.csv                one row per evaluation: epoch, iteration, losses, the four scores, seconds
+    best.npz, last.npz     checkpoints (best validation mean IoU; latest); last.npz also holds the
+                           optimizer's state and the TrainingState, which is what resuming reads
+    learning_curves.png    loss and validation mean IoU against iterations
+    predictions.png        image / ground truth / prediction for a few validation images
+
+Every file is replaced atomically (see ``files.atomic``): a process killed while writing leaves the
+previous version whole, and a hidden temporary file that resuming removes.
+"""
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..files.atomic import remove_leftover_temporaries, write_text_atomically
+from ..files.checkpoint import load_checkpoint, make_metadata, save_checkpoint
+from ..inference import predict_labels
+from ..viz import save_learning_curves, save_prediction_grid
+from .config import TrainingConfig
+from .errors import RunDirectoryError
+from .state import TrainingState
+
+RUN_FILES = ("config.json", "log.csv", "best.npz", "last.npz", "learning_curves.png", "predictions.png")
+LOG_FIELDS = ["epoch", "iteration", "train_loss", "val_loss", "pixel_accuracy", "mean_accuracy", "mean_iou",
+              "frequency_weighted_iou", "seconds"]
+OPTIMIZER_PREFIX = "optimizer/"  # checkpoint entries holding the optimizer state
+
+
+def read_config(run_dir):
+    """The TrainingConfig saved in ``run_dir``/config.json; RunDirectoryError if there is none."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise RunDirectoryError(f"{run_dir}: not a run directory to resume (no config.json)")
+    return TrainingConfig.from_json(path.read_text())
+
+
+def resume_command(run_dir):
+    """The command that continues the run in ``run_dir``."""
+    return f"python -m minifcn.train --resume {run_dir}"
+
+
+class RunDirectory:
+    """The run in ``path`` of ``config``, whose checkpoints hold ``model`` and ``optimizer``.
+
+    ``preprocessing`` (dict, see ``data.transforms``) is the input convention the weights expect and
+    ``source`` says where they started from; both are saved in every checkpoint (and read back by
+    ``restore``). ``class_names`` (K names) and ``class_colors`` (K, 3) uint8 describe the classes.
+    """
+
+    def __init__(self, path, config, model, optimizer, preprocessing, source, class_names, class_colors):
+        self.path = Path(path)
+        self.config = config
+        self.model = model
+        self.optimizer = optimizer
+        self.preprocessing = dict(preprocessing)
+        self.source = source
+        self.class_names = list(class_names)
+        self.class_colors = np.asarray(class_colors)
+
+    def resume_command(self):
+        return resume_command(self.path)
+
+    def create(self):
+        """Make the directory and write config.json."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(self.path / "config.json", self.config.to_json())
+
+    # --- checkpoints --------------------------------------------------------------------------------
+
+    def has_checkpoint(self):
+        return (self.path / "last.npz").exists()
+
+    def save_checkpoint(self, name, state):
+        """Write ``name`` (best.npz or last.npz): the weights, and the metadata that says how to use them
+        and, with ``state`` (a TrainingState), where the run stands."""
+        training = {**state.to_dict(), "dropout_rng": self.model.dropout_rng.bit_generator.state,
+                    "config": self.config.to_dict()}
+        metadata = make_metadata(self.config.arch, self.preprocessing, options=self.model.options(),
+                                 num_classes=self.model.num_classes, class_names=self.class_names,
+                                 class_colors=self.class_colors.tolist(), training=training, source=self.source)
+        # Only last.npz is resumed from; best.npz is for evaluate/predict and stays model-sized
+        # (Adam's two moments would triple it).
+        extra = {} if name != "last.npz" else {
+            OPTIMIZER_PREFIX + key: value for key, value in self.optimizer.state_dict().items()}
+        save_checkpoint(self.path / name, self.model.state_dict(), metadata, extra_arrays=extra)
+
+    def remove_leftover_temporaries(self):
+        """Delete the hidden temporary files that a process killed while writing left behind."""
+        for name in RUN_FILES:
+            remove_leftover_temporaries(self.path / name)
+
+    def restore(self, device):
+        """Load last.npz into the model and the optimizer (whose state goes to ``device``) and return its
+        TrainingState, with the dropout stream, preprocessing and source as they were; None when the
+        run stopped before its first checkpoint. RunDirectoryError if it does not fit the model."""
+        path = self.path / "last.npz"
+        if not path.exists():
+            return None
+        checkpoint = load_checkpoint(path)
+        training = checkpoint.metadata.get("training") or {}
+        optimizer_state = {key[len(OPTIMIZER_PREFIX):]: value for key, value in checkpoint.extra.items()
+                           if key.startswith(OPTIMIZER_PREFIX)}
+        try:
+            self.model.load_state_dict(checkpoint.state)
+            self.optimizer.load_state_dict(optimizer_state, device)
+        except ValueError as error:
+            raise RunDirectoryError(f"{path}: {error}") from None
+        if "dropout_rng" in training:
+            self.model.dropout_rng.bit_generator.state = training["dropout_rng"]
+        self.preprocessing = dict(checkpoint.metadata["preprocessing"])
+        self.source = checkpoint.metadata.get("source", self.source)
+        return TrainingState.from_dict(training)
+
+    # --- log and figures ----------------------------------------------------------------------------
+
+    def write_log(self, rows):
+        """log.csv: one line per evaluation row (dicts with the LOG_FIELDS), floats to 6 digits."""
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: (f"{value:.6g}" if isinstance(value, float) else value) for key, value in row.items()})
+        write_text_atomically(self.path / "log.csv", text.getvalue())
+
+    def save_learning_curves(self, rows):
+        save_learning_curves(rows, self.path / "learning_curves.png")
+
+    def save_predictions(self, dataset, device, count=4):
+        """predictions.png: image / ground truth / prediction of the model in eval mode for the first
+        ``count`` items of ``dataset``."""
+        self.model.eval()
+        images, truths, predictions = [], [], []
+        for index in range(min(count, len(dataset))):
+            image, label = dataset[index]
+            images.append(image)
+            truths.append(label)
+            predictions.append(predict_labels(self.model, image, self.preprocessing, device))
+        if images:
+            save_prediction_grid(images, truths, predictions, self.class_names, self.class_colors,
+                                 self.path / "predictions.png", dataset.ignore_index)
