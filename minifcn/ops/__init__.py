@@ -2,6 +2,9 @@
 
 They hold no state and take their array module from their inputs, so they run unchanged on NumPy
 and CuPy, and a tutorial can check one numerically before any layer class exists.
+
+``conv.py`` holds the reference convolution, the one to read first; ``fast/`` holds the faster
+methods that ``method="auto"`` picks from, each tested equal to it.
 """
 
 from .conv import conv2d, conv2d_backward, conv_output_size

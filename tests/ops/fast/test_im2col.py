@@ -1,4 +1,5 @@
-"""Tests for minifcn.ops.fast.im2col: im2col (any kernel and stride), the reference with its weight-gradient product turned around.
+"""Tests for minifcn.ops.fast.im2col: im2col (any kernel and stride), the reference with its
+weight-gradient product turned around.
 
 It must compute what the reference method computes (see reference_check.py)."""
 
