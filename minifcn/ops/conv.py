@@ -42,7 +42,7 @@ def conv_output_size(size, kernel, stride, padding):
 # ---- The reference method. Each function works on the padded input xpad (N, C, Hp, Wp). ----
 
 
-def _dy_as_matrix(dy):
+def dy_as_matrix(dy):
     """dy (N, O, OH, OW) as the matrix (O, N*OH*OW) whose columns line up with the window columns."""
     xp = get_array_module(dy)
     return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(dy.shape[1], -1)
@@ -62,14 +62,14 @@ def reference_weight_grad(xpad, dy, kernel, stride):
     n, o, oh, ow = dy.shape
     c = xpad.shape[1]
     columns = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
-    return (_dy_as_matrix(dy) @ columns.T).reshape(o, c, *kernel)
+    return (dy_as_matrix(dy) @ columns.T).reshape(o, c, *kernel)
 
 
 def reference_input_grad(dy, weight, stride, padded_hw):
     """dxpad (N, C, Hp, Wp): each output's gradient dy (N, O, OH, OW) spread back over its window."""
     n, o, oh, ow = dy.shape
     _, c, kh, kw = weight.shape
-    dcolumns = weight.reshape(o, -1).T @ _dy_as_matrix(dy)  # (C*kh*kw, N*OH*OW)
+    dcolumns = weight.reshape(o, -1).T @ dy_as_matrix(dy)  # (C*kh*kw, N*OH*OW)
     return scatter_windows(dcolumns.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)
 
 

@@ -13,9 +13,9 @@ windows again rather than holding the column matrix.
 Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
 """
 
-from ...backend import get_array_module
 from ..padding import pad2d
-from ..windows import gather_windows, scatter_windows
+from ..windows import gather_windows
+from .. import conv as reference  # a module, not its names: conv.py imports this package first
 from .products import product_with_transpose
 
 
@@ -24,20 +24,9 @@ def prepare(x, padding):
     return pad2d(x, padding)
 
 
-def _by_channel(dy):
-    """dy (N, O, OH, OW) as the matrix (O, N*OH*OW) that multiplies the columns."""
-    xp = get_array_module(dy)
-    return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(dy.shape[1], -1)
-
-
 def forward(xpad, weight, stride, out_hw):
-    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with ``xpad`` (N, C, Hp, Wp)."""
-    xp = get_array_module(xpad, weight)
-    n = xpad.shape[0]
-    o = weight.shape[0]
-    cols = gather_windows(xpad, weight.shape[2:], stride, out_hw)
-    y = xp.matmul(weight.reshape(o, -1), cols.reshape(-1, n * out_hw[0] * out_hw[1]))
-    return xp.ascontiguousarray(y.reshape(o, n, *out_hw).transpose(1, 0, 2, 3))
+    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with ``xpad`` (N, C, Hp, Wp): the reference's."""
+    return reference.reference_forward(xpad, weight, stride, out_hw)
 
 
 def weight_grad(xpad, dy, kernel, stride):
@@ -45,12 +34,9 @@ def weight_grad(xpad, dy, kernel, stride):
     n, o, oh, ow = dy.shape
     c = xpad.shape[1]
     cols = gather_windows(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
-    return product_with_transpose(_by_channel(dy), cols).reshape(o, c, *kernel)
+    return product_with_transpose(reference.dy_as_matrix(dy), cols).reshape(o, c, *kernel)
 
 
 def input_grad(dy, weight, stride, padded_hw):
-    """dxpad (N, C, Hp, Wp): each output's gradient spread back over the window it came from."""
-    n, o, oh, ow = dy.shape
-    _, c, kh, kw = weight.shape
-    dcols = weight.reshape(o, -1).T @ _by_channel(dy)
-    return scatter_windows(dcols.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)
+    """dxpad (N, C, Hp, Wp): each output's gradient spread back over its window: the reference's."""
+    return reference.reference_input_grad(dy, weight, stride, padded_hw)
