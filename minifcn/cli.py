@@ -33,11 +33,12 @@ def user_errors():
     """The exception types that mean "bad input" rather than "bug"."""
     from .data import DataError
     from .files.checkpoint import CheckpointError
+    from .files.conversion import ConvertError
     from .files.pth import UnsafeOrCorruptPthError
     from .training.errors import ConfigError, RunDirectoryError
 
-    return (UsageError, DataError, CheckpointError, UnsafeOrCorruptPthError, DeviceUnavailableError, ConfigError,
-            RunDirectoryError, FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError)
+    return (UsageError, DataError, CheckpointError, ConvertError, UnsafeOrCorruptPthError, DeviceUnavailableError,
+            ConfigError, RunDirectoryError, FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError)
 
 
 def run(main, argv, prog):

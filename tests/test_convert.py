@@ -11,8 +11,9 @@ import pytest
 
 from minifcn import convert
 from minifcn.files.checkpoint import load_checkpoint, load_checkpoint_metadata
-from minifcn.convert import ConvertError, fcn_arch_from_names, fcn_pth_to_minifcn, main, reference_fcn_shapes
+from minifcn.convert import main
 from minifcn.layers.bilinear import bilinear_kernel
+from minifcn.models.shapes import fcn_shapes
 
 from .pth_files import TORCHVISION_CONV_INDICES, full_size_vgg16_file, write_torch_zip
 
@@ -218,6 +219,19 @@ def test_arch_copies_fc_layers_that_fit_and_random_fc_replaces_them(tmp_path, ca
     np.testing.assert_array_equal(random["conv1_1.weight"], state["conv1_1.weight"])
 
 
+def test_arch_refuses_a_vgg16_checkpoint_missing_a_convolution(tmp_path, capsys):
+    from minifcn.files.checkpoint import PREPROCESSING_CAFFE_VGG16, make_metadata, save_checkpoint
+
+    with np.load(_fake_caffe_vgg16(tmp_path / "vgg.npz")) as caffe:
+        state = {f"{n}.{p}": caffe[f"{n}_{s}"] for n in CONV_NAMES for p, s in (("weight", "W"), ("bias", "b"))}
+    del state["conv5_3.bias"]
+    src = tmp_path / "vgg16-partial.npz"
+    save_checkpoint(src, state, make_metadata("vgg16", PREPROCESSING_CAFFE_VGG16, options={"fc_channels": None}))
+    _assert_bad_input(capsys, "does not fit fcn8s: missing conv5_3.bias (expected shape (512,))", src,
+                      tmp_path / "x.npz", "--arch", "fcn8s", "--num-classes", "2", "--fc-channels", "8")
+    assert not (tmp_path / "x.npz").exists()
+
+
 # --- PyTorch sources (torch writes them; minifcn reads them without torch) ---------------------------
 
 
@@ -280,7 +294,7 @@ def test_reference_fcn_pth(torch, tmp_path, capsys):
     # Real VGG16 shapes, but 32-channel fc6/fc7 to stay small: the converter reads the width from the file.
     k, fc = 21, 32
     rng = np.random.default_rng(0)
-    shapes = reference_fcn_shapes("fcn8s", k, fc_channels=fc)
+    shapes = fcn_shapes("fcn8s", k, fc_channels=fc)
     state = {name: torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)) for name, shape in shapes.items()}
     state["conv1_1.weight"] = state["conv1_1.weight"].transpose(0, 1).contiguous().transpose(0, 1)  # strided
     state["fc6.bias"] = state["fc6.bias"].half()  # a half-precision export converts as well
@@ -312,20 +326,3 @@ def test_reference_fcn_pth(torch, tmp_path, capsys):
     other = tmp_path / "other.pth"
     torch.save({"encoder.weight": torch.ones(2)}, other)
     _assert_bad_input(capsys, "unknown format", other, tmp_path / "x.npz")
-
-
-def test_fcn_arch_and_classes_follow_from_names_and_shapes():
-    assert fcn_arch_from_names(reference_fcn_shapes("fcn8s", 3)) == "fcn8s"
-    assert fcn_arch_from_names(reference_fcn_shapes("fcn16s", 3)) == "fcn16s"
-    assert fcn_arch_from_names(reference_fcn_shapes("fcn32s", 3)) == "fcn32s"
-    # Zero-stride views stand in for the weights: only names and shapes matter here.
-    state = {name: np.broadcast_to(np.float32(0), shape) for name, shape in reference_fcn_shapes("fcn32s", 60).items()}
-    arch, k, mapped = fcn_pth_to_minifcn(state)
-    assert (arch, k) == ("fcn32s", 60) and mapped["upscore.weight"].shape == (60, 60, 64, 64)
-    state["score_pool4.weight"] = state.pop("upscore.weight")
-    with pytest.raises(ConvertError, match="needs upscore8.weight"):
-        fcn_pth_to_minifcn(state)
-    state = {name: np.broadcast_to(np.float32(0), shape) for name, shape in reference_fcn_shapes("fcn16s", 4).items()}
-    state["upscore16.weight"] = np.zeros((4, 4, 16, 16), np.float32)
-    with pytest.raises(ConvertError, match="shape mismatch for upscore16.weight"):
-        fcn_pth_to_minifcn(state)
