@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import DataError
 from .transforms import check_preprocessing, normalize, random_crop, random_flip, random_scale
-from .validation import check_labels
+from .validation import check_labels, out_of_range_labels
 
 # Seed-sequence tags, so the shuffling stream and each item's augmentation stream never coincide.
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1
@@ -144,8 +144,7 @@ class BatchLoader:
 
     def _check_labels(self, labels, indices):
         # One vectorised test for the whole batch; only on failure look for the item to blame.
-        bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= self.num_classes))
-        if bad.any():
+        if out_of_range_labels(labels, self.num_classes, self.ignore_index):
             for label, index in zip(labels, indices):
                 check_labels(label, self.num_classes, self.ignore_index, self._name(int(index)))
 
