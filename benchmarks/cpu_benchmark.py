@@ -47,18 +47,21 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)  # time the checkout this script lives in
+
+from minifcn.models import GEOMETRIES  # noqa: E402  (after the path above)
+from minifcn.models.vgg import VGG16_BLOCKS, scaled_channels  # noqa: E402
+from minifcn.ops import conv_output_size, conv_transpose_output_size, pool_output_size  # noqa: E402
 
 FRAMEWORKS = ("minifcn", "torch")
 CASE_GROUPS = ("full", "small", "camvid", "layers", "camvid-layers")
-VGG16_BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
-# The two geometries of minifcn.models.fcn_base.GEOMETRIES, with the crop offsets they lead to
-# (the minifcn worker checks these against the model's own derivation).
-GEOMETRIES = {
-    "reference": dict(first_padding=100, fc6_padding=0, pad_upsampling=False, crop_skips=True,
-                      offsets=dict(fuse_pool4=5, fuse_pool3=9, crop_final=31)),
-    "compact": dict(first_padding=1, fc6_padding=3, pad_upsampling=True, crop_skips=False,
-                    offsets=dict(fuse_pool4=0, fuse_pool3=0, crop_final=0)),
+# The crop offsets of FCN-8s in each geometry, as Caffe's reference prototxt and a hand derivation give
+# them: the PyTorch network crops at these, and the minifcn worker checks that the model's own
+# derivation (minifcn.models.alignment) agrees, so the two networks are compared on the same crops.
+CROP_OFFSETS = {
+    "reference": dict(fuse_pool4=5, fuse_pool3=9, crop_final=31),
+    "compact": dict(fuse_pool4=0, fuse_pool3=0, crop_final=0),
 }
 
 REFERENCE = dict(num_classes=21, width=1.0, fc_channels=4096, geometry="reference")
@@ -72,26 +75,6 @@ CAMVID_SIZE, CAMVID_FROZEN = (360, 480), "conv2_2"
 # --------------------------------------------------------------------------------------------------
 # The network as data: every layer's kind, shapes and FLOPs (shared by both workers and the parent)
 # --------------------------------------------------------------------------------------------------
-
-def scaled_channels(channels, width):
-    return max(1, int(round(channels * width)))
-
-
-def conv_out(size, k, s, p):
-    return (size + 2 * p - k) // s + 1
-
-
-def pool_out(size, k=2, s=2):
-    """Ceil-mode pooling, PyTorch's (and minifcn's) rule: a window starting past the edge is dropped."""
-    out = (size - k + s - 1) // s + 1
-    if (out - 1) * s >= size:
-        out -= 1
-    return out
-
-
-def convt_out(size, k, s, p):
-    return (size - 1) * s + k - 2 * p
-
 
 def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=None):
     """Ordered list of the FCN-8s layers with parameters or arithmetic: one dict per layer with
@@ -107,7 +90,7 @@ def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=No
 
     def conv(name, x_shape, out_channels, kernel, padding, input_grad=True):
         n, c, h, w = x_shape
-        out = (n, out_channels, conv_out(h, kernel, 1, padding), conv_out(w, kernel, 1, padding))
+        out = (n, out_channels, conv_output_size(h, kernel, 1, padding), conv_output_size(w, kernel, 1, padding))
         plan.append(dict(name=name, kind="conv", in_shape=x_shape, out_shape=out, in_channels=c,
                          out_channels=out_channels, kernel=kernel, stride=1, padding=padding,
                          input_grad=input_grad, weight_grad=True))
@@ -115,8 +98,9 @@ def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=No
 
     def convt(name, x_shape, factor):
         n, c, h, w = x_shape
-        kernel, padding = 2 * factor, (factor // 2 if g["pad_upsampling"] else 0)
-        out = (n, c, convt_out(h, kernel, factor, padding), convt_out(w, kernel, factor, padding))
+        kernel, padding = 2 * factor, (factor // 2 if g.pad_upsampling else 0)
+        out = (n, c, conv_transpose_output_size(h, kernel, factor, padding),
+               conv_transpose_output_size(w, kernel, factor, padding))
         plan.append(dict(name=name, kind="convt", in_shape=x_shape, out_shape=out, in_channels=c,
                          out_channels=c, kernel=kernel, stride=factor, padding=padding,
                          input_grad=True, weight_grad=False))
@@ -127,21 +111,22 @@ def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=No
         for index in range(1, count + 1):
             first = (block, index) == (1, 1)
             shape = conv(f"conv{block}_{index}", shape, out_channels, 3,
-                         g["first_padding"] if first else 1, input_grad=not first)
+                         g.first_padding if first else 1, input_grad=not first)
         n, c, h, w = shape
-        out = (n, c, pool_out(h), pool_out(w))
+        # Ceil mode, as Caffe: a window that starts past the edge is dropped (PyTorch's rule too).
+        out = (n, c, pool_output_size(h, 2, 2), pool_output_size(w, 2, 2))
         plan.append(dict(name=f"pool{block}", kind="pool", in_shape=shape, out_shape=out,
                          input_grad=True, weight_grad=False))
         shape = saved[f"pool{block}"] = out
-    shape = conv("fc6", shape, fc_channels, 7, g["fc6_padding"])
+    shape = conv("fc6", shape, fc_channels, 7, g.fc6_padding)
     shape = conv("fc7", shape, fc_channels, 1, 0)
     score_fr = conv("score_fr", shape, k, 1, 0)
     upscore2 = convt("upscore2", score_fr, 2)
     score_pool4 = conv("score_pool4", saved["pool4"], k, 1, 0)
-    fuse4 = upscore2 if g["crop_skips"] else score_pool4  # the smaller map of the two
+    fuse4 = upscore2 if g.crop_skips else score_pool4  # the smaller map of the two
     upscore_pool4 = convt("upscore_pool4", fuse4, 2)
     score_pool3 = conv("score_pool3", saved["pool3"], k, 1, 0)
-    fuse3 = upscore_pool4 if g["crop_skips"] else score_pool3
+    fuse3 = upscore_pool4 if g.crop_skips else score_pool3
     convt("upscore8", fuse3, 8)
     scores = (batch, k, height, width_px)
     plan.append(dict(name="loss", kind="loss", in_shape=scores, out_shape=(), input_grad=True, weight_grad=False))
@@ -367,7 +352,6 @@ def numpy_blas_build():
 
 
 def minifcn_worker(job, args):
-    sys.path.insert(0, ROOT)  # time the checkout this script lives in
     import numpy as np
 
     from minifcn.data_parallel import DataParallel
@@ -384,11 +368,10 @@ def minifcn_worker(job, args):
         if frozen:
             model.freeze(frozen)
         height, width = (size, size) if isinstance(size, int) else size
-        geometry = GEOMETRIES[options["geometry"]]
-        for name, offset in geometry["offsets"].items():
-            actual = model.crops[name].offset
-            if actual != offset:
-                raise RuntimeError(f"{name}: minifcn crops at {actual}, the benchmark's PyTorch net at {offset}")
+        derived = model.crop_offsets()
+        for name, offset in CROP_OFFSETS[options["geometry"]].items():
+            if derived[name] != offset:
+                raise RuntimeError(f"{name}: minifcn crops at {derived[name]}, the benchmark's PyTorch net at {offset}")
         x = (rng.standard_normal((batch, 3, height, width), dtype=np.float32) * 60).astype(np.float32)
         labels = rng.integers(0, options["num_classes"], (batch, height, width)).astype(np.int32)
         loss_layer = SoftmaxCrossEntropy()
@@ -477,7 +460,7 @@ def torch_fcn8s(num_classes=21, width=1.0, fc_channels=4096, geometry="reference
             for block, (channels, count) in enumerate(VGG16_BLOCKS, 1):
                 out_channels = scaled_channels(channels, width)
                 for index in range(1, count + 1):
-                    padding = g["first_padding"] if (block, index) == (1, 1) else 1
+                    padding = g.first_padding if (block, index) == (1, 1) else 1
                     name = f"conv{block}_{index}"
                     setattr(self, name, nn.Conv2d(in_channels, out_channels, 3, padding=padding))
                     trunk.append(name)
@@ -486,7 +469,7 @@ def torch_fcn8s(num_classes=21, width=1.0, fc_channels=4096, geometry="reference
             self.trunk = trunk
             self.pool = nn.MaxPool2d(2, 2, ceil_mode=True)
             self.relu = nn.ReLU(inplace=True)  # as torchvision's VGG
-            self.fc6 = nn.Conv2d(in_channels, fc_channels, 7, padding=g["fc6_padding"])
+            self.fc6 = nn.Conv2d(in_channels, fc_channels, 7, padding=g.fc6_padding)
             self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
             self.drop6 = nn.Dropout(dropout)
             self.drop7 = nn.Dropout(dropout)
@@ -497,15 +480,15 @@ def torch_fcn8s(num_classes=21, width=1.0, fc_channels=4096, geometry="reference
                 nn.init.zeros_(getattr(self, name).weight)
                 nn.init.zeros_(getattr(self, name).bias)
             for name, factor in (("upscore2", 2), ("upscore_pool4", 2), ("upscore8", 8)):
-                padding = factor // 2 if g["pad_upsampling"] else 0
+                padding = factor // 2 if g.pad_upsampling else 0
                 layer = nn.ConvTranspose2d(num_classes, num_classes, 2 * factor, stride=factor, padding=padding,
                                            bias=False)
                 with torch.no_grad():
                     layer.weight.copy_(bilinear_weight_torch(torch, num_classes, 2 * factor))
                 layer.weight.requires_grad_(False)  # fixed bilinear upsampling
                 setattr(self, name, layer)
-            self.offsets = g["offsets"]
-            self.crop_skips = g["crop_skips"]
+            self.offsets = CROP_OFFSETS[geometry]
+            self.crop_skips = g.crop_skips
 
         def fuse(self, upsampled, skip, offset):
             if self.crop_skips:  # reference: the skip is larger, crop it to the upsampled map
@@ -614,7 +597,6 @@ def torch_worker(job, args):
 # --------------------------------------------------------------------------------------------------
 
 def check_worker(args):
-    sys.path.insert(0, ROOT)
     import numpy as np
     import torch
     import torch.nn.functional as F
