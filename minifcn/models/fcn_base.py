@@ -7,7 +7,7 @@ from ..layers import Conv2d, ConvTranspose2d, Crop, Dropout, Module, ReLU, Seque
 from .alignment import Placement, placed
 from .fusion import Fusion
 from .geometry import GEOMETRIES
-from .vgg import scaled_channels, vgg16_blocks
+from .vgg import pool_channels, vgg16_blocks
 
 # The trunk layer whose output each skip's score layer reads.
 SKIP_SOURCES = {"score_pool4": "pool4", "score_pool3": "pool3"}
@@ -56,12 +56,11 @@ class FCNBase(Module):
         self.dropout_rng = np.random.default_rng([seed, 1])
         self.block1, self.block2, self.block3, self.block4, self.block5 = vgg16_blocks(
             width, self.geometry.first_padding, init_rng)
-        self.pool3_channels = scaled_channels(256, width)
-        self.pool4_channels = scaled_channels(512, width)
+        self.pool3_channels, self.pool4_channels = pool_channels(3, width), pool_channels(4, width)
         # fc6 and fc7 are VGG's classifier as convolutions: fc6 a 7x7 convolution over pool5, fc7 a 1x1.
         # He-normal when no classifier weights are loaded (the conv-only VGG16 weights have none).
         self.head = Sequential([
-            ("fc6", Conv2d(self.pool4_channels, fc_channels, 7, padding=self.geometry.fc6_padding, rng=init_rng)),
+            ("fc6", Conv2d(pool_channels(5, width), fc_channels, 7, padding=self.geometry.fc6_padding, rng=init_rng)),
             ("relu6", ReLU()),
             ("drop6", Dropout(dropout, rng=self.dropout_rng)),
             ("fc7", Conv2d(fc_channels, fc_channels, 1, rng=init_rng)),

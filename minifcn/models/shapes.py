@@ -12,7 +12,7 @@ transposed convolution's weight is (in, out, kh, kw), here (K, K, 2 * factor, 2 
 
 from collections import OrderedDict
 
-from .vgg import VGG16_BLOCKS, conv_names, scaled_channels
+from .vgg import VGG16_BLOCKS, conv_names, pool_channels, scaled_channels
 
 # The pooled maps whose class scores each architecture adds back in (score_pool4 reads pool4 ...).
 SKIP_POOLS = {"fcn32s": (), "fcn16s": (4,), "fcn8s": (4, 3)}
@@ -25,11 +25,6 @@ UPSAMPLING = {
 }
 
 FC6_KERNEL = 7  # fc6 is VGG's first classifier layer as a 7x7 convolution over pool5 (7x7 for a 224 image)
-
-
-def pool_channels(block, width=1.0):
-    """Channel count C of pool{block} (1..5) in a network ``width`` times as wide as VGG16."""
-    return scaled_channels(VGG16_BLOCKS[block - 1][0], width)
 
 
 def vgg16_shapes(width=1.0, fc_channels=4096):

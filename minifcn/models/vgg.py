@@ -18,6 +18,11 @@ def scaled_channels(channels, width):
     return max(1, int(round(channels * width)))
 
 
+def pool_channels(block, width=1.0):
+    """Channel count C of pool{block} (1..5) in a network ``width`` times as wide as VGG16."""
+    return scaled_channels(VGG16_BLOCKS[block - 1][0], width)
+
+
 def conv_names():
     """conv1_1, conv1_2, conv2_1, ..., conv5_3: the names of the thirteen convolutions."""
     return [f"conv{block}_{index}" for block, (_, count) in enumerate(VGG16_BLOCKS, 1)
