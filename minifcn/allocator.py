@@ -4,8 +4,8 @@ Every training step allocates and frees the same large arrays (activations, im2c
 gradients). glibc serves an allocation above its mmap threshold (32 MiB at most) with fresh pages
 from the kernel and hands them back on free, so each step pays a page fault for every 4 KiB page it
 touches again. Raising the mmap and trim thresholds keeps that memory in the process for the next
-step: measured on the machine in the README, the reference FCN-8s training step ran about 13% faster
-and the default model's about 7%. The peak memory is the same either way; what changes is that the
+step (``python benchmarks/cpu_benchmark.py --cases full,small`` shows the difference; the figures are
+in benchmarks/RESULTS.md). The peak memory is the same either way; what changes is that the
 process does not give memory back to the system between steps.
 
 This changes the allocator of the whole process, so only minifcn's own programs (``cli.run``) call

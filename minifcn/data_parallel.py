@@ -5,8 +5,8 @@ with two BLAS threads than with one. Much of the step is NumPy work that runs on
 BLAS does (padding, copying shifted views, pooling, ReLU, the loss), and many of its matrix products
 are too small for two BLAS threads to share well. Giving each core half of the batch instead, in its
 own Python thread (NumPy and BLAS release the GIL while they compute) with BLAS limited to one thread,
-keeps both cores busy through the whole step: measured on the default model, alternating in one
-process, 132-151 ms whole and 112-128 ms split (15-21% less).
+keeps both cores busy through the whole step, which took 15-21% less time on the default model
+(benchmarks/RESULTS.md).
 
 How it stays the same computation:
 
