@@ -31,8 +31,8 @@ class Trainer:
 
     After every ``eval_every`` epochs and the last, the model is validated and best.npz (when the mean
     IoU improved) and last.npz are saved. ``state`` (a TrainingState) is where the run stands, restored
-    from last.npz to resume. ``time_limit`` (seconds of training, counting earlier sittings) stops the
-    run, saving last.npz, for it to be resumed later.
+    from last.npz to resume. ``time_limit`` (seconds of training, counting the time before a resume)
+    stops the run, saving last.npz, for it to be resumed later.
     """
 
     def __init__(self, model, loss_layer, optimizer, train_loader, val_loader, schedule, run, epochs,
