@@ -18,7 +18,7 @@ from pathlib import Path
 
 from minifcn.data import BatchLoader
 from minifcn.inference import evaluate_model, load_trained_model, predict_labels
-from minifcn.trainer import TrainingConfig, open_splits
+from minifcn.training import TrainingConfig, open_splits
 from minifcn.viz import save_label_grid
 
 

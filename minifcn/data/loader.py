@@ -10,9 +10,10 @@ import threading
 
 import numpy as np
 
+from ..ops.validation import out_of_range_labels
 from .errors import DataError
 from .transforms import check_preprocessing, normalize, random_crop, random_flip, random_scale
-from .validation import check_labels, out_of_range_labels
+from .validation import check_labels
 
 # Seed-sequence tags, so the shuffling stream and each item's augmentation stream never coincide.
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1

@@ -1,6 +1,6 @@
 """Checks shared by every dataset and by the batch loader; each raises DataError naming the file."""
 
-from ..backend import get_array_module, to_numpy
+from ..ops.validation import out_of_range_labels
 from .errors import DataError
 
 
@@ -12,20 +12,6 @@ def check_same_size(image, label, image_source, label_source):
         raise DataError(
             f"{label_source}: mask is {lw}x{lh} (width x height) but its image {image_source} is {iw}x{ih}"
         )
-
-
-def out_of_range_labels(labels, num_classes, ignore_index):
-    """The distinct values of ``labels`` (integers of any shape, NumPy or CuPy) that are neither in
-    [0, K) nor ``ignore_index``, sorted, as Python ints; [] when every value is valid.
-
-    The one definition of a valid label: the loss checks its input with it, the loader its batches.
-    On a GPU it reads a flag back from the device, which is why batches are checked on the host.
-    """
-    xp = get_array_module(labels)
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
-    if not bool(bad.any()):
-        return []
-    return [int(value) for value in to_numpy(xp.unique(labels[bad]))]
 
 
 def check_labels(label, num_classes, ignore_index, source):

@@ -16,7 +16,7 @@ on the device, with no host round trip).
 from collections import namedtuple
 
 from ..backend import get_array_module
-from .validation import require_floating, require_ndim
+from .validation import out_of_range_labels, require_floating, require_ndim
 
 CrossEntropyCache = namedtuple("CrossEntropyCache", "prob one_hot pixel_scale")
 
@@ -27,10 +27,8 @@ def check_labels(labels, num_classes, ignore_index):
     This reads a value back from the device, so the GPU training loop validates labels on the host
     when batches are made and passes ``check=False``.
     """
-    xp = get_array_module(labels)
-    bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
-    if bool(bad.any()):
-        values = sorted(int(v) for v in xp.unique(labels[bad])[:10].tolist())
+    values = out_of_range_labels(labels, num_classes, ignore_index)[:10]
+    if values:
         raise ValueError(
             f"labels must be in [0, {num_classes}) or equal the ignore index {ignore_index}; "
             f"found {values}"

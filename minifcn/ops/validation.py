@@ -1,5 +1,7 @@
 """Input checks shared by the ops: each raises ValueError naming what was expected and what came."""
 
+from ..backend import get_array_module, to_numpy
+
 
 def require_floating(name, array):
     """Reject integer or boolean arrays: silently promoting them would hide a data-pipeline bug."""
@@ -33,3 +35,18 @@ def pair(value, name):
     if first < 0 or second < 0:
         raise ValueError(f"{name} must be non-negative, got {value!r}")
     return first, second
+
+
+def out_of_range_labels(labels, num_classes, ignore_index):
+    """The distinct values of ``labels`` (integers of any shape, NumPy or CuPy) that are neither in
+    [0, K) nor ``ignore_index``, sorted, as Python ints; [] when every value is valid.
+
+    The one definition of a valid label: the loss checks its input with it, the datasets and the
+    loader their masks and batches.
+    On a GPU it reads a flag back from the device, which is why batches are checked on the host.
+    """
+    xp = get_array_module(labels)
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= num_classes))
+    if not bool(bad.any()):
+        return []
+    return [int(value) for value in to_numpy(xp.unique(labels[bad]))]
