@@ -1,4 +1,4 @@
-"""The check every fast convolution method passes: the reference's output and gradients.
+"""Every fast convolution method (minifcn/ops/fast/) computes what the reference method computes.
 
 ``minifcn.ops.conv``'s reference method is itself tested against a naive loop and numerical
 gradients (tests/ops/test_conv.py); here each fast method is compared with it on the same inputs,
@@ -7,10 +7,12 @@ frozen weight that a layer can ask for.
 """
 
 import numpy as np
+import pytest
 
 from minifcn.gradcheck import relative_error
 from minifcn.ops.conv import conv2d, conv2d_backward
 from minifcn.ops.conv_transpose import conv_transpose2d, conv_transpose2d_backward
+from minifcn.ops.fast import METHODS
 
 # (N, C, O, H, W, kernel, stride, padding): batches of one and several images, odd maps and channel
 # counts, strides and gaps between windows, padding larger than the kernel (as conv1_1's 100),
@@ -105,3 +107,22 @@ def assert_transpose_equals_reference(xp, method, shape, dtype, input_grad, weig
         return (y,) + conv_transpose2d_backward(dy, cache, input_grad=input_grad, weight_grad=weight_grad)
 
     _assert_same(run(method), run("reference"), dtype, f"conv_transpose2d {method}")
+
+
+# Every fast method with every shape it handles.
+CASES = [(method, name) for method in sorted(METHODS) for name in shapes_for(method)]
+
+
+@pytest.mark.parametrize("input_grad, weight_grad", FLAGS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("method, name", CASES)
+def test_conv_equals_reference(xp, method, name, dtype, input_grad, weight_grad):
+    """Output, dx, dweight and dbias equal the reference's, with either gradient left out."""
+    assert_conv_equals_reference(xp, method, SHAPES[name], dtype, input_grad, weight_grad)
+
+
+@pytest.mark.parametrize("input_grad, weight_grad", FLAGS)
+@pytest.mark.parametrize("method, name", CASES)
+def test_transpose_equals_reference(xp, method, name, input_grad, weight_grad):
+    """As a transposed convolution (input and output exchanged) it equals the reference too."""
+    assert_transpose_equals_reference(xp, method, SHAPES[name], np.float64, input_grad, weight_grad)
