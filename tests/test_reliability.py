@@ -45,7 +45,7 @@ def uninterrupted(tmp_path_factory):
     """The weights of the run with nothing happening to it."""
     run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
     process = train(*RUN, "--out", run_dir)
-    _, err = process.communicate(timeout=300)
+    _, err = process.communicate(timeout=1800)
     assert process.returncode == 0, err
     return final_weights(run_dir)
 
@@ -73,7 +73,7 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_same_weights(tmp_pa
             kills += 1
     else:
         process = start()
-        process.communicate(timeout=300)
+        process.communicate(timeout=1800)
     assert process.returncode == 0
     assert kills >= 3, "the kills should land inside the run, not after it"
     assert_same_weights(final_weights(run_dir), uninterrupted)
@@ -109,13 +109,13 @@ def test_dying_in_the_middle_of_checkpoint_writes_then_resume_ends_with_the_same
         args = ["--resume", str(run_dir), "--no-progress"] if (run_dir / "config.json").exists() else \
             RUN + ["--out", str(run_dir), "--overwrite"]
         died = subprocess.run([sys.executable, "-c", DIE_DURING_A_WRITE, str(die_at), *args], env=ENV,
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=1800)
         assert died.returncode == 137, died.stderr
         for name in ("best.npz", "last.npz"):
             if (run_dir / name).exists():
                 load_checkpoint(run_dir / name)  # whole and readable, never half written
     process = train("--resume", run_dir, "--no-progress")
-    _, err = process.communicate(timeout=300)
+    _, err = process.communicate(timeout=1800)
     assert process.returncode == 0, err
     assert_same_weights(final_weights(run_dir), uninterrupted)
     assert not list(run_dir.glob(".*.tmp")), "resuming removes the temporary files of interrupted writes"
@@ -135,14 +135,14 @@ def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, 
                 break
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=600)
         assert process.returncode == 130, err
         assert "interrupted at iteration" in err and f"--resume {run_dir}" in err
         assert "Traceback" not in err
         iterations.append(load_checkpoint(run_dir / "last.npz").metadata["training"]["iteration"])
     assert iterations == sorted(iterations) and iterations[0] >= 12
     process = train("--resume", run_dir, "--no-progress")
-    _, err = process.communicate(timeout=300)
+    _, err = process.communicate(timeout=1800)
     assert process.returncode == 0, err
     assert_same_weights(final_weights(run_dir), uninterrupted)
 

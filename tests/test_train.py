@@ -79,7 +79,7 @@ def test_defaults_depend_on_the_data():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "minifcn.train", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "minifcn.train", *args], capture_output=True, text=True, timeout=1800)
 
 
 @pytest.mark.parametrize("args, message", [

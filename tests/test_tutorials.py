@@ -1,7 +1,8 @@
 """Every tutorial notebook runs top to bottom without an error.
 
 Each notebook is read and executed in memory with nbclient (the committed file, with its outputs, is
-never rewritten), in ``tutorials/`` as working directory, with at most 120 s per cell.
+never rewritten), in ``tutorials/`` as working directory, with at most 1800 s per cell: the limit is there to catch a hang, not to judge
+speed, so a slow or busy machine still passes.
 """
 
 from pathlib import Path
@@ -26,7 +27,7 @@ def test_tutorials_are_there():
 def test_tutorial_runs(path):
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(TUTORIALS)}}
+        notebook, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(TUTORIALS)}}
     )
     try:
         client.execute()
