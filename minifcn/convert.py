@@ -23,6 +23,7 @@ from minifcn import __version__
 from minifcn.cli import run
 from minifcn.files.checkpoint import make_metadata, save_checkpoint
 from minifcn.files.conversion import FORMATS, ConvertError, check_shapes, read_source
+from minifcn.inference import expected_shapes
 from minifcn.models import ARCHITECTURES, build_model
 from minifcn.models.shapes import vgg16_shapes
 
@@ -94,6 +95,11 @@ def build_fcn(src, arch, num_classes, width=1.0, fc_channels=4096, geometry="ref
                            f"(a narrower model has no pretrained weights to start from)")
     if fc_channels < 1:
         raise ConvertError(f"--fc-channels must be positive, got {fc_channels}")
+    try:  # an enormous model is refused before anything is read or built
+        expected_shapes({"arch": arch, "num_classes": num_classes,
+                         "options": {"width": width, "fc_channels": fc_channels}})
+    except ValueError as error:
+        raise ConvertError(f"--arch {arch}: {error}") from None
     source = read_source(src, format)
     if source.arch != "vgg16":
         raise ConvertError(f"{src}: --arch builds an FCN from VGG16 weights, but this is already an "

@@ -5,6 +5,8 @@ batch; predictions and the confusion matrix stay on the device until the end of 
 the host reads the scores once.
 """
 
+import math
+
 import numpy as np
 from tqdm import tqdm
 
@@ -21,11 +23,47 @@ def predict_scores(model, images, device):
     return scores
 
 
-def predict_labels(model, image, preprocessing, device):
-    """The predicted label map (H, W) int32 on the host for one RGB image (H, W, 3) uint8."""
-    x = normalize(image, preprocessing)[None]
-    scores = predict_scores(model, x, device)
-    return to_numpy(scores.argmax(axis=1)[0]).astype(np.int32)
+# Images larger than a tile are segmented tile by tile, so memory stays that of one tile whatever the
+# image's size. Each tile reaches TILE_MARGIN pixels past the part of it that is kept, so that the
+# kept pixels see context on every side, as they would inside the whole image.
+TILE_SIZE = 512
+TILE_MARGIN = 64
+
+
+def tile_spans(length, tile_size=TILE_SIZE, margin=TILE_MARGIN):
+    """``[(start, stop, keep_start, keep_stop), ...]`` along one axis of ``length`` pixels: the network
+    sees [start, stop) (at most ``tile_size`` long) and keeps [keep_start, keep_stop); the kept spans
+    cover 0..length exactly once."""
+    if length <= tile_size:
+        return [(0, length, 0, length)]
+    step = tile_size - 2 * margin
+    spans = []
+    for keep_start in range(0, length, step):
+        keep_stop = min(keep_start + step, length)
+        start = max(0, min(keep_start - margin, length - tile_size))
+        spans.append((start, min(start + tile_size, length), keep_start, keep_stop))
+    return spans
+
+
+def predict_labels(model, image, preprocessing, device, tile_size=TILE_SIZE, margin=TILE_MARGIN):
+    """The predicted label map (H, W) int32 on the host for one RGB image (H, W, 3) uint8.
+
+    An image larger than ``tile_size`` on a side is segmented in overlapping tiles of at most
+    ``tile_size`` x ``tile_size`` pixels (each keeping its centre, ``margin`` pixels in from the edges
+    it shares with a neighbour), so memory is bounded by one tile; ``tile_size`` None segments it whole.
+    """
+    height, width = image.shape[:2]
+    if tile_size is None or (height <= tile_size and width <= tile_size):
+        scores = predict_scores(model, normalize(image, preprocessing)[None], device)
+        return to_numpy(scores.argmax(axis=1)[0]).astype(np.int32)
+    labels = np.empty((height, width), np.int32)
+    for top, bottom, keep_top, keep_bottom in tile_spans(height, tile_size, margin):
+        for left, right, keep_left, keep_right in tile_spans(width, tile_size, margin):
+            tile = normalize(image[top:bottom, left:right], preprocessing)[None]
+            predicted = to_numpy(predict_scores(model, tile, device).argmax(axis=1)[0])
+            labels[keep_top:keep_bottom, keep_left:keep_right] = predicted[
+                keep_top - top:keep_bottom - top, keep_left - left:keep_right - left]
+    return labels
 
 
 def evaluate_model(model, loader, num_classes, ignore_index, device, class_weights=None, normalize_loss=True,
@@ -59,16 +97,51 @@ def evaluate_model(model, loader, num_classes, ignore_index, device, class_weigh
     return confusion.scores(), float(to_numpy(total_loss / xp.float32(batches)))
 
 
+MAX_PARAMETERS = 2_000_000_000  # 15x the reference FCN-8s: beyond it an options dict is a bomb, not a model
+
+
+def expected_shapes(metadata):
+    """name -> shape of every parameter of the network a checkpoint's metadata names (its arch, number
+    of classes, width and fc_channels), computed without building it; ValueError for options no
+    network could have, or a network of more than MAX_PARAMETERS parameters.
+
+    Passed to ``load_checkpoint`` so that each array's declared shape is checked before it is read."""
+    from .models.shapes import fcn_shapes, vgg16_shapes
+
+    options = metadata.get("options") or {}
+    width, fc_channels = options.get("width", 1.0), options.get("fc_channels", 4096)
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 64:
+        raise ValueError(f"options.width must be a number in (0, 64], got {width!r}")
+    if fc_channels is not None and (isinstance(fc_channels, bool) or not isinstance(fc_channels, int)
+                                    or fc_channels < 1):
+        raise ValueError(f"options.fc_channels must be a positive integer, got {fc_channels!r}")
+    arch, num_classes = metadata.get("arch"), metadata.get("num_classes")
+    # Count before computing: the shapes of a forged network are cheap, but its size is what matters.
+    trunk = 15_000_000 * width * width
+    head = (fc_channels or 0) * (512 * width * 49 + (fc_channels or 0) + (num_classes or 0))
+    upsampling = (num_classes or 0) ** 2 * 16 * 16 * 3
+    if trunk + head + upsampling > MAX_PARAMETERS:
+        raise ValueError(f"its options (width {width}, fc_channels {fc_channels}, {num_classes} classes) describe "
+                         f"a network of about {math.ceil(trunk + head + upsampling):,} parameters, more than the "
+                         f"{MAX_PARAMETERS:,} minifcn builds: refused before building it")
+    if arch == "vgg16":
+        return vgg16_shapes(width, fc_channels)
+    if fc_channels is None:
+        raise ValueError(f"options.fc_channels is required for arch {arch}")
+    return fcn_shapes(arch, num_classes, width, fc_channels)
+
+
 def load_trained_model(path, device="cpu"):
     """``(model, metadata)`` from a minifcn FCN checkpoint, in eval mode on ``device``.
 
     A bare VGG16 trunk is refused (it has no class scores to predict with), and so are weights that do
-    not fit the architecture the checkpoint names: both raise CheckpointError.
+    not fit the architecture the checkpoint names (checked against each array's declared shape before it
+    is read) and NaN or infinite weights: all raise CheckpointError.
     """
     from .files.checkpoint import CheckpointError, load_checkpoint
     from .models import ARCHITECTURES, build_model
 
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, shapes=expected_shapes)
     metadata = checkpoint.metadata
     arch = metadata.get("arch")
     if arch not in ARCHITECTURES:

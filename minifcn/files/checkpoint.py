@@ -291,25 +291,134 @@ def _corrupt(path, error):
     return CheckpointError(f"{path}: corrupt or truncated checkpoint ({type(error).__name__}: {detail})")
 
 
-def _read_arrays(path, names=None):
-    """{name: array} of the .npz at ``path`` (only ``names`` if given); CheckpointError on any problem."""
+# A checkpoint is read in two passes so that nothing it declares is allocated before it is checked:
+# first every member's .npy header (shape and dtype, a few hundred bytes each) and the metadata, then,
+# once each declared array fits the architecture the metadata names, the arrays themselves.
+MAX_METADATA_BYTES = 64 * 2**20  # the JSON of a long run's log is a few hundred kilobytes
+FLOAT_KINDS = "f"
+
+
+def _member_header(zf, info, path):
+    """``(shape, dtype)`` that the .npy member ``info`` declares, read from its header alone."""
+    if not info.filename.endswith(".npy"):
+        raise CheckpointError(f"{path}: entry {info.filename!r} is not a .npy array")
+    with zf.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+        header_bytes = member.tell()
+    name = info.filename[:-len(".npy")]
+    if dtype.hasobject:
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (entry {name!r} is a pickled object array, "
+                              f"refused as with allow_pickle=False: loading it could run code)")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != info.file_size - header_bytes:
+        raise CheckpointError(f"{path}: entry {name!r} declares shape {shape} ({dtype}, {declared} bytes) but holds "
+                              f"{info.file_size - header_bytes} bytes: corrupt or forged")
+    return shape, dtype
+
+
+def _check_declared(headers, shapes, metadata, path):
+    """Every declared array against ``shapes`` (name -> shape of the network's parameters): a parameter
+    has its shape and a floating dtype; anything else (optimizer state) is no larger than the largest
+    parameter, and all of them together are at most a few copies of the model (Adam keeps two moments;
+    float64 doubles them)."""
+    largest = max(math.prod(shape) for shape in shapes.values())
+    budget = 4 * sum(math.prod(shape) for shape in shapes.values()) * 8 + 2**20
+    total = 0
+    for name, (shape, dtype) in headers.items():
+        parameter = name[len(EXTRA_PREFIX):] if name.startswith(EXTRA_PREFIX) else name
+        if parameter in shapes and not name.startswith(EXTRA_PREFIX):
+            if tuple(shape) != tuple(shapes[parameter]):
+                raise CheckpointError(f"{path}: shape mismatch for {name}: expected {tuple(shapes[parameter])} (the "
+                                      f"{metadata['arch']} its metadata describes), the file declares {tuple(shape)}")
+            if dtype.kind not in FLOAT_KINDS:
+                raise CheckpointError(f"{path}: {name} has dtype {dtype}, not floating point")
+        elif math.prod(shape) > largest:
+            raise CheckpointError(f"{path}: entry {name!r} declares shape {tuple(shape)}, larger than any parameter "
+                                  f"of the network: corrupt or forged")
+        total += math.prod(shape) * dtype.itemsize
+    if total > budget:
+        raise CheckpointError(f"{path}: its arrays declare {total:,} bytes, more than this network needs")
+
+
+def read_npy_headers(path):
+    """{name: (shape, dtype)} that each ``.npy`` member of the zip at ``path`` declares, read from the
+    headers alone (nothing is allocated); CheckpointError when a member holds other than what it declares."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {info.filename[:-len(".npy")]: _member_header(zf, info, path) for info in zf.infolist()}
+    except CheckpointError:
+        raise
+    except Exception as error:  # BadZipFile, EOFError, ValueError (a malformed header), OSError
+        raise _corrupt(path, error) from None
+
+
+def _read_member(zf, name):
+    with zf.open(name + ".npy") as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _read_arrays(path, names=None, shapes=None):
+    """{name: array} of the .npz at ``path`` (only ``names`` if given); CheckpointError on any problem.
+
+    Every member's declared size must be what it holds; with ``shapes`` (a function of the metadata
+    returning name -> shape, see ``load_checkpoint``) each declared shape and dtype is also checked
+    against the architecture before any array is allocated."""
     arrays = {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            files = list(npz.files)
-            if METADATA_KEY not in files:
-                hint = " (convert it with python -m minifcn.convert)" if files else ""
+        with zipfile.ZipFile(path) as zf:
+            infos = {info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename: info
+                     for info in zf.infolist()}
+            if METADATA_KEY not in infos:
+                hint = " (convert it with python -m minifcn.convert)" if infos else ""
                 raise CheckpointError(f"{path}: no {METADATA_KEY} entry: not a minifcn checkpoint{hint}")
-            for name in files if names is None else names:
-                value = npz[name]
-                if not isinstance(value, np.ndarray):  # NpzFile returns raw bytes for non-.npy members
-                    raise CheckpointError(f"{path}: entry {name!r} is not a .npy array")
-                arrays[name] = value
+            headers = {name: _member_header(zf, info, path)
+                       for name, info in infos.items() if names is None or name in names}
+            shape, dtype = headers[METADATA_KEY]
+            if math.prod(shape) * dtype.itemsize > MAX_METADATA_BYTES:
+                raise CheckpointError(f"{path}: __metadata__ declares {math.prod(shape) * dtype.itemsize:,} bytes, "
+                                      f"not the JSON of a checkpoint")
+            arrays[METADATA_KEY] = _read_member(zf, METADATA_KEY)
+            if shapes is not None:
+                metadata = _parse_metadata(arrays[METADATA_KEY], path)
+                try:
+                    expected = shapes(metadata)
+                except ValueError as error:
+                    raise CheckpointError(f"{path}: {error}") from None
+                _check_declared({n: h for n, h in headers.items() if n != METADATA_KEY}, expected, metadata, path)
+            for name in headers:
+                if name != METADATA_KEY:
+                    arrays[name] = _read_member(zf, name)
     except CheckpointError:
         raise
     except Exception as error:  # BadZipFile (CRC), EOFError, ValueError (pickled array), OSError, zlib.error
         raise _corrupt(path, error) from None
     return arrays
+
+
+def first_non_finite(arrays):
+    """The name of the first floating-point array in ``arrays`` (name -> array) holding a NaN or an
+    infinity, else None. Checked in slices, so that a large array needs no array-sized mask."""
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.kind not in "fc":
+            continue
+        flat = array.reshape(-1)
+        for start in range(0, flat.size, 1 << 20):
+            if not np.isfinite(flat[start:start + (1 << 20)]).all():
+                return name
+    return None
+
+
+def _check_finite(arrays, path):
+    """Refuse NaN or infinite weights: a network holding them predicts nothing and trains no further."""
+    name = first_non_finite(arrays)
+    if name is not None:
+        raise CheckpointError(f"{path}: {name} holds NaN or infinite values: these weights are unusable "
+                              f"(from a run whose loss diverged?); use an earlier checkpoint")
 
 
 def _parse_metadata(array, path):
@@ -338,12 +447,19 @@ def load_checkpoint_metadata(path):
     return _parse_metadata(_read_arrays(path, [METADATA_KEY])[METADATA_KEY], path)
 
 
-def load_checkpoint(path):
-    """Read a minifcn checkpoint; return a ``Checkpoint``. Any problem raises ``CheckpointError``."""
+def load_checkpoint(path, shapes=None):
+    """Read a minifcn checkpoint; return a ``Checkpoint``. Any problem raises ``CheckpointError``: among
+    them members whose header declares more bytes than they hold, and NaN or infinite values.
+
+    ``shapes``, a function of the metadata dict returning name -> shape of the network it describes
+    (``inference.expected_shapes``; ValueError for options no network could have), makes every member's
+    declared shape and dtype be checked against it before any array is allocated: a small file cannot
+    make the reader allocate more than the network it names needs."""
     path = os.fspath(path)
     _check_file(path)
-    arrays = _read_arrays(path)
+    arrays = _read_arrays(path, shapes=shapes)
     metadata = _parse_metadata(arrays.pop(METADATA_KEY), path)
+    _check_finite(arrays, path)
     state, extra = {}, {}
     for name, array in arrays.items():
         if name.startswith(EXTRA_PREFIX):

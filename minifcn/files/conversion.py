@@ -36,8 +36,11 @@ from .checkpoint import (
     PREPROCESSING_CAFFE_FCN,
     PREPROCESSING_CAFFE_VGG16,
     PREPROCESSING_TORCHVISION,
+    CheckpointError,
     describe_mismatch,
+    first_non_finite,
     load_checkpoint,
+    read_npy_headers,
     summarize_mismatch,
 )
 from .pth import load_pth
@@ -185,6 +188,15 @@ def detect_container(path):
 
 
 def _load_npz(path):
+    # Each member's declared size is checked before it is read: none may exceed VGG16's largest layer.
+    largest = max(int(np.prod(shape)) for shape in vgg16_shapes().values())
+    try:
+        headers = read_npy_headers(path)
+    except CheckpointError as error:
+        raise ConvertError(str(error)) from None
+    for name, (shape, _) in headers.items():
+        if int(np.prod(shape, dtype=np.int64)) > largest:
+            raise ConvertError(f"{path}: {name} declares shape {tuple(shape)}, larger than any VGG16 layer")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return OrderedDict((name, npz[name]) for name in npz.files)
@@ -228,6 +240,17 @@ def read_source(path, format=None):
                                f"file, but this is {'a torch .pth' if container == 'pth' else 'an .npz'}")
         state = load_pth(path) if container == "pth" else None
 
+    source = _read_mapped(path, format, state)
+    bad = first_non_finite(source.state)
+    if bad is not None:
+        raise ConvertError(f"{path}: {bad} holds NaN or infinite values: these weights are unusable")
+    return source
+
+
+def _read_mapped(path, format, state):
+    """The ``Source`` of ``path`` in ``format`` (``state``: a .pth's state dict, already read)."""
+    from ..inference import expected_shapes
+
     what = os.path.basename(path)
     if format == "torchvision-vgg16":
         mapped = torchvision_vgg16_to_minifcn(state, what)
@@ -244,7 +267,7 @@ def read_source(path, format=None):
         mapped = caffe_vgg16_npz_to_minifcn(_load_npz(path), what)
         return Source(path, format, mapped, "vgg16", PREPROCESSING_CAFFE_VGG16,
                       options={"width": 1.0, "fc_channels": None})
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, shapes=expected_shapes)
     md = checkpoint.metadata
     # ``upstream``: where that checkpoint came from, for the provenance of what is built from it.
     return Source(path, format, OrderedDict(checkpoint.state), md["arch"], md["preprocessing"],

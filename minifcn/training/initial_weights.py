@@ -1,6 +1,7 @@
 """Starting a model from a converted VGG16 or FCN checkpoint (``--init``) instead of random weights."""
 
 from ..files.checkpoint import load_checkpoint
+from ..inference import expected_shapes
 from .errors import ConfigError
 
 # Layers an FCN for other classes cannot pass on: their shapes follow the number of classes.
@@ -15,7 +16,7 @@ def load_initial_weights(model, path):
     that only fit ``--fc-channels 4096`` are left out (those layers start afresh). Anything else that
     does not fit, or a checkpoint without the VGG16 convolutions, raises ConfigError.
     """
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, shapes=expected_shapes)
     state = dict(checkpoint.state)
     expected = {name: tuple(parameter.shape) for name, parameter in model.parameters()}
     if checkpoint.metadata.get("arch") != "vgg16" and checkpoint.metadata.get("num_classes") != model.num_classes:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..files.atomic import remove_leftover_temporaries, write_text_atomically
 from ..files.checkpoint import load_checkpoint, make_metadata, save_checkpoint
-from ..inference import predict_labels
+from ..inference import expected_shapes, predict_labels
 from ..viz import save_learning_curves, save_prediction_grid
 from .config import TrainingConfig
 from .errors import RunDirectoryError
@@ -101,7 +101,7 @@ class RunDirectory:
         path = self.path / "last.npz"
         if not path.exists():
             return None
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, shapes=expected_shapes)
         training = checkpoint.metadata.get("training") or {}
         optimizer_state = {key[len(OPTIMIZER_PREFIX):]: value for key, value in checkpoint.extra.items()
                            if key.startswith(OPTIMIZER_PREFIX)}

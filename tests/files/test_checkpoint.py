@@ -248,3 +248,91 @@ def test_checkpoint_module_does_not_import_models():
     # Models import checkpoint helpers, not the other way round (no import cycle, no heavy import).
     source = open(ckpt.__file__).read()
     assert "minifcn.models" not in source and "from ..models" not in source
+
+
+def _forged(path, good, name, declared_shape, dtype="<f4", compress=False, payload=None):
+    """A copy of the checkpoint ``good`` with one more member ``name`` whose .npy header declares
+    ``declared_shape``; it holds ``payload`` bytes (default 1 KB), streamed in, never held in memory."""
+    header = {"descr": dtype, "fortran_order": False, "shape": tuple(declared_shape)}
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(
+            path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for info in source.infolist():
+            zf.writestr(info.filename, source.read(info))
+        with zf.open(name + ".npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            remaining = 1024 if payload is None else payload
+            chunk = bytes(1 << 22)
+            while remaining > 0:
+                member.write(chunk[:remaining])
+                remaining -= len(chunk)
+
+
+def _peak_traced_bytes(function):
+    import tracemalloc  # NumPy reports its array allocations to tracemalloc
+
+    tracemalloc.start()
+    try:
+        function()
+    except CheckpointError as error:
+        return tracemalloc.get_traced_memory()[1], str(error)
+    finally:
+        tracemalloc.stop()
+    pytest.fail("no CheckpointError")
+
+
+def test_a_header_declaring_more_than_its_member_holds_is_refused_before_allocating(tmp_path):
+    """2 GB declared in a 1 KB member: refused from the header, with nothing near that allocated."""
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, _state(), _metadata())
+    bomb = tmp_path / "bomb.npz"
+    _forged(bomb, good, "conv1_2.weight", (20000, 25000))
+    peak, message = _peak_traced_bytes(lambda: load_checkpoint(bomb))
+    assert "declares shape (20000, 25000)" in message and "holds 1024 bytes" in message
+    assert peak < 20 * 2**20, peak
+
+
+def test_declared_shapes_are_checked_against_the_architecture_before_reading(tmp_path):
+    """A deflated member truly holding 400 MB (of zeros, a few hundred KB on disk) is refused from its
+    header when the network the metadata names has no such array: with ``shapes``, nothing is read."""
+    good = tmp_path / "good.npz"
+    save_checkpoint(good, _state(), _metadata())
+    bomb = tmp_path / "zeros.npz"
+    _forged(bomb, good, "__extra__/optimizer/m/conv1_1.weight", (100_000_000,), compress=True,
+            payload=400_000_000)
+    assert bomb.stat().st_size < 4 * 2**20
+
+    def shapes(metadata):
+        return {"conv1_1.weight": (4, 3, 3, 3), "conv1_1.bias": (4,), "score_fr.weight": (3, 8, 1, 1)}
+
+    peak, message = _peak_traced_bytes(lambda: load_checkpoint(bomb, shapes=shapes))
+    assert "larger than any parameter" in message
+    assert peak < 20 * 2**20, peak
+    forged_shape = tmp_path / "shape.npz"
+    state = dict(_state())
+    state["conv1_1.weight"] = np.zeros((4, 3, 3, 4), np.float32)
+    save_checkpoint(forged_shape, state, _metadata())
+    with pytest.raises(CheckpointError, match=r"shape mismatch for conv1_1.weight: expected \(4, 3, 3, 3\)"):
+        load_checkpoint(forged_shape, shapes=shapes)
+    integer = tmp_path / "integer.npz"
+    state["conv1_1.weight"] = np.zeros((4, 3, 3, 3), np.int64)
+    save_checkpoint(integer, state, _metadata())
+    with pytest.raises(CheckpointError, match="not floating point"):
+        load_checkpoint(integer, shapes=shapes)
+    with pytest.raises(CheckpointError, match="no network"):
+        load_checkpoint(good, shapes=lambda metadata: (_ for _ in ()).throw(ValueError("no network")))
+    assert load_checkpoint(good, shapes=shapes).state.keys() == _state().keys()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_weights_are_refused_at_load(tmp_path, value):
+    path = tmp_path / "diverged.npz"
+    state = _state()
+    state["conv1_1.weight"][1, 2, 0, 0] = value
+    save_checkpoint(path, state, _metadata())
+    with pytest.raises(CheckpointError, match="conv1_1.weight holds NaN or infinite values") as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+    extra_path = tmp_path / "diverged_optimizer.npz"
+    save_checkpoint(extra_path, _state(), _metadata(), {"optimizer/m/fc6.weight": np.full(3, value, np.float32)})
+    with pytest.raises(CheckpointError, match="optimizer/m/fc6.weight holds NaN"):
+        load_checkpoint(extra_path)
