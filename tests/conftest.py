@@ -8,7 +8,9 @@ import pytest
 
 from minifcn import backend
 
-BACKENDS = ["numpy", "cupy"]
+# The CuPy case carries the gpu marker: `pytest -m gpu` runs every GPU case (on a GPU, or on the CuPy
+# stand-in with MINIFCN_CUPY=standin) and `pytest -m "not gpu"` leaves them out.
+BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
 
 
 def shared_root():
@@ -25,6 +27,27 @@ def xp(request):
     if not backend.gpu_available():
         pytest.skip("CuPy or a CUDA device is not available")
     return backend.cupy_or_none()
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    """The CuPy stand-in of tests/cupy_standin (the backend's one instance), with fresh counters and
+    device state, whether or not MINIFCN_CUPY=standin puts it in the backend."""
+    module = backend._import_standin()
+    module.reset_counters()
+    for name in ("device_count", "current", "allow_sync", "fused_depth", "kernel_failure"):
+        monkeypatch.setattr(module.State, name, getattr(module.State, name))
+    return module
+
+
+@pytest.fixture
+def cupy_backend(monkeypatch, standin):
+    """The backend with the CuPy stand-in in CuPy's place (on any machine), its device checks fresh."""
+    monkeypatch.setenv("MINIFCN_CUPY", "standin")
+    monkeypatch.setattr(backend, "_cupy", standin)
+    monkeypatch.setattr(backend, "_cupy_import_error", None)
+    monkeypatch.setattr(backend, "_checked_devices", set())
+    return standin
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,5 @@
 """Tests for minifcn.backend: device names, device checks, moving arrays, the array module."""
 
-import types
-
 import numpy as np
 import pytest
 
@@ -21,25 +19,19 @@ def no_cupy(monkeypatch):
     monkeypatch.setattr(backend, "_cupy_import_error", ModuleNotFoundError("No module named 'cupy'"))
 
 
-def fake_cupy(device_count):
-    """A stand-in cupy module whose CUDA runtime reports ``device_count`` devices (or raises it)."""
-
-    def get_device_count():
-        if isinstance(device_count, Exception):
-            raise device_count
-        return device_count
-
-    runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
-    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
-
-
 @pytest.fixture
-def with_fake_cupy(monkeypatch):
-    """Install a fake cupy with a chosen device count; returns the installer."""
+def with_fake_cupy(monkeypatch, cupy_backend):
+    """Put the CuPy stand-in in the backend with a chosen device count (or a runtime error raised when
+    counting); returns the installer."""
 
     def install(device_count):
-        monkeypatch.setattr(backend, "_cupy", fake_cupy(device_count))
-        monkeypatch.setattr(backend, "_cupy_import_error", None)
+        if isinstance(device_count, Exception):
+            def get_device_count():
+                raise device_count
+
+            monkeypatch.setattr(cupy_backend.cuda.runtime, "getDeviceCount", get_device_count)
+        else:
+            monkeypatch.setattr(cupy_backend.State, "device_count", device_count)
 
     return install
 
@@ -183,3 +175,42 @@ def test_round_trip_on_each_backend(xp):
     assert isinstance(back, np.ndarray) and back.dtype == np.float32
     np.testing.assert_array_equal(back, host)
     assert backend.to_device(moved, device) is moved
+
+
+def test_check_device_runs_a_kernel_and_says_what_is_missing(cupy_backend):
+    """A driver without NVRTC counts its devices but cannot compile a kernel: check_device finds that
+    with one tiny kernel and a product, and says in one line what to install."""
+    cupy_backend.State.kernel_failure = RuntimeError("CompileException: nvrtc: libnvrtc.so.12 not found\nmore")
+    with pytest.raises(DeviceUnavailableError) as info:
+        backend.check_device("gpu")
+    message = str(info.value)
+    assert "cannot run a kernel" in message and "[ctk]" in message and "libnvrtc" in message
+    assert "\n" not in message
+    assert backend.gpu_available() is False
+    cupy_backend.State.kernel_failure = None
+    assert backend.check_device("gpu") == "gpu"
+
+
+def test_get_array_module_sees_cupy_imported_by_the_script(monkeypatch, standin):
+    """A script that imports CuPy itself and calls an op with its arrays gets CuPy, although nothing
+    went through the backend's device check first."""
+    monkeypatch.setenv("MINIFCN_CUPY", "standin")
+    monkeypatch.setattr(backend, "_cupy", None)
+    monkeypatch.setattr(backend, "_cupy_import_error", None)
+    x = standin.ones((2, 3), dtype=standin.float32)
+    assert backend.get_array_module(x) is standin
+    from minifcn.ops.relu import relu
+
+    y, _ = relu(x)
+    assert isinstance(y, standin.ndarray)
+
+
+def test_gpu_n_stays_current_for_the_arrays_the_ops_create(cupy_backend):
+    """Data moved to gpu:1 makes device 1 current, so arrays the ops create land beside it."""
+    from minifcn.ops.relu import relu
+
+    x = backend.to_device(np.ones((2, 3), np.float32), "gpu:1")
+    assert backend.device_of(x) == "gpu:1"
+    y, _ = relu(x - 2)
+    assert backend.device_of(y) == "gpu:1" and backend.device_of(cupy_backend.zeros(2)) == "gpu:1"
+    cupy_backend.cuda.Device(0).use()
