@@ -11,6 +11,9 @@ minutes, no download needed. Everything the run produces goes to a new run direc
 """
 
 import argparse
+import contextlib
+import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +21,8 @@ from pathlib import Path
 from .backend import is_out_of_memory
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data_parallel import available_cores
-from .training import NonFiniteLoss, TrainingConfig, TrainingInterrupted, build_trainer, read_config, resume_command
+from .training import (NonFiniteLoss, TrainingConfig, TrainingInterrupted, build_trainer,
+                       lock_run_directory, read_config, resume_command)
 
 PROG = "python -m minifcn.train"
 # The reference's recipe, for real data (usually fine-tuning VGG16 weights given with --init); the
@@ -99,10 +103,15 @@ def build_parser():
     run_group.add_argument("--seed", type=int, default=defaults.seed)
     run_group.add_argument("--out", default=None, help="run directory (default: runs/<date>-<time>-<arch>)")
     run_group.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
-    run_group.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last.npz")
+    run_group.add_argument("--resume", metavar="DIR",
+                           help="continue the run in DIR from its last.npz, with the options in its config.json; "
+                                "only --epochs (to extend a run with --lr-policy fixed), --time-limit and "
+                                "--no-progress may be given with it")
     run_group.add_argument("--eval-every", type=int, default=defaults.eval_every, help="validate every N epochs")
     run_group.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
-                           help="stop after this many minutes of training (saving last.npz), resumable")
+                           help="stop after this many minutes of training (saving last.npz), resumable. "
+                                "SIGTERM (docker stop, a scheduler's limit) and Ctrl-C also stop at the end of the "
+                                "step under way, save last.npz and exit with 143 and 130")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -129,14 +138,50 @@ def default_run_dir(arch):
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{arch}"
 
 
+# What may be given with --resume: the rest of a run's options are in its config.json.
+RESUME_OPTIONS = {"resume", "epochs", "time_limit", "no_progress"}
+
+
+def given_options(argv):
+    """The destinations of the options written on the command line ``argv`` (not those defaulted)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
 def main(argv=None):
+    with contextlib.ExitStack() as held:  # the run directory's lock, released when training ends
+        return train(argv, held)
+
+
+def train(argv, held):
+    """``main``'s work; the run directory's lock goes onto ``held`` (a contextlib.ExitStack)."""
     args = build_parser().parse_args(argv)
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit >= 0):
+        raise UsageError(f"--time-limit must be 0 or more minutes (0: stop after one step), got {args.time_limit}")
     progress, time_limit = not args.no_progress, None if args.time_limit is None else args.time_limit * 60.0
     if args.resume:
         run_dir = Path(args.resume)
+        read_config(run_dir)  # a folder that is no run is refused before a lock file is put in it
+        refused = sorted(given_options(argv) - RESUME_OPTIONS)
+        if refused:
+            raise UsageError(f"--resume continues the run as its config.json says: --{refused[0].replace('_', '-')} "
+                             f"cannot be changed (only --epochs, --time-limit and --no-progress go with --resume)")
+        # Held from before anything in the directory is read or cleaned until the process ends.
+        held.enter_context(lock_run_directory(run_dir))
         config = read_config(run_dir)
         resolve_device(config.device)
+        saved_epochs = config.epochs
+        if "epochs" in given_options(argv) and args.epochs != config.epochs:
+            config.epochs = extended_epochs(config, args.epochs)
         trainer = build_trainer(config, run_dir, resume=True, progress=progress, time_limit=time_limit)
+        done = trainer.state.epoch + (1 if trainer.state.batch_in_epoch else 0)
+        if config.epochs < done:
+            raise UsageError(f"--epochs {config.epochs}: the run in {run_dir} has already reached epoch {done}")
+        if config.epochs != saved_epochs:
+            trainer.run.write_config()
+            print(f"{run_dir}: extended from {saved_epochs} to {config.epochs} epochs", flush=True)
         if trainer.run.has_checkpoint():
             print(f"resuming {run_dir} at epoch {trainer.state.epoch + 1}, iteration {trainer.state.iteration}",
                   flush=True)
@@ -147,14 +192,32 @@ def main(argv=None):
         config.validate()
         config.device = resolve_device(config.device)
         run_dir = Path(args.out) if args.out else default_run_dir(config.arch)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--out {run_dir} is a file, not a folder; choose another --out")
         if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
             raise UsageError(f"{run_dir} exists and is not empty; choose another --out, add --overwrite, "
                              f"or --resume {run_dir}")
         # Open the data and build the model before creating anything, so bad input leaves no debris.
         trainer = build_trainer(config, run_dir, progress=progress, time_limit=time_limit)
+        held.enter_context(lock_run_directory(run_dir))
+        if args.overwrite:
+            trainer.run.clear()  # the old run's checkpoints go before the new run writes anything
         trainer.run.create()
     print(describe(config, trainer), flush=True)
     return fit(trainer, config)
+
+
+def extended_epochs(config, epochs):
+    """``epochs`` for a resumed run if changing it keeps the run exact, else UsageError: under the poly
+    policy every step's learning rate depends on the total, so only a fixed-rate run can be extended."""
+    if epochs < 1:
+        raise UsageError(f"--epochs must be positive, got {epochs}")
+    if config.lr_policy != "fixed":
+        raise UsageError(f"--epochs {epochs} with --resume: this run's poly learning rate was scheduled to reach 0 "
+                         f"at epoch {config.epochs}, so its steps so far differ from a {epochs}-epoch run's; only "
+                         f"a --lr-policy fixed run can be extended exactly (start a new run, e.g. with --init "
+                         f"from its best.npz)")
+    return epochs
 
 
 def describe(config, trainer):
@@ -167,14 +230,16 @@ def describe(config, trainer):
 
 def fit(trainer, config):
     """Run ``trainer.fit()``; return the exit code, saying on stderr how a run that stopped early ended
-    and how to continue it: 0 done (or stopped by --time-limit), 130 Ctrl-C, 1 a loss gone NaN, 2 out
-    of memory."""
+    and how to continue it: 0 done (or stopped by --time-limit), 130 Ctrl-C, 143 SIGTERM, 1 a loss gone
+    NaN, 2 out of memory."""
     run_dir = trainer.run.path
     try:
         trainer.fit()
     except TrainingInterrupted as interruption:
         print(f"{interruption}; resume with: {resume_command(run_dir)}", file=sys.stderr)
-        return 130
+        # 128 + the signal's number, as a shell reports a process the signal ended: a scheduler that
+        # sent SIGTERM sees 143, an interactive Ctrl-C gives 130.
+        return 143 if interruption.signum == signal.SIGTERM else 130
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's handler: nothing half done is saved
         print(f"\ninterrupted; the last checkpoint in {run_dir} is kept; resume with: {resume_command(run_dir)}",
               file=sys.stderr)
@@ -183,7 +248,9 @@ def fit(trainer, config):
         hint = "the learning rate is probably too high (try --lr %.2g)" % (config.lr / 10)
         if not config.loss_normalize:
             hint += ", or the summed loss (--no-loss-normalize) needs a far smaller --lr"
-        print(f"error: {error}: {hint}; the last good checkpoint is kept", file=sys.stderr)
+        kept = (f"the last good checkpoint, {run_dir / 'last.npz'}, is kept" if trainer.run.has_checkpoint()
+                else "no checkpoint had been written yet")
+        print(f"error: {error}: {hint}; {kept}", file=sys.stderr)
         return 1
     except Exception as error:
         if not is_out_of_memory(error):

@@ -147,6 +147,30 @@ def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, 
     assert_same_weights(final_weights(run_dir), uninterrupted)
 
 
+@pytest.mark.slow
+def test_sigterm_finishes_the_step_saves_says_how_to_resume_and_resumes_exactly(tmp_path, uninterrupted):
+    """SIGTERM (docker stop, a scheduler's time limit) is handled as Ctrl-C is: the step under way
+    finishes, last.npz is saved with the epoch in progress, the resume line is printed, and the exit
+    code is 143 (128 + SIGTERM's 15, what a shell reports); resuming ends on the uninterrupted weights."""
+    run_dir = tmp_path / "run"
+    process = train(*RUN, "--out", run_dir)
+    for line in process.stdout:
+        if line.startswith("epoch 2 "):  # inside epoch 3, past two checkpoints
+            break
+    time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 143, err
+    assert "SIGTERM: stopping after the current step" in err and "interrupted by SIGTERM at iteration" in err
+    assert f"--resume {run_dir}" in err and "Traceback" not in err
+    iteration = load_checkpoint(run_dir / "last.npz").metadata["training"]["iteration"]
+    assert f"interrupted by SIGTERM at iteration {iteration} " in err and iteration >= 24
+    process = train("--resume", run_dir, "--no-progress")
+    _, err = process.communicate(timeout=1800)
+    assert process.returncode == 0, err
+    assert_same_weights(final_weights(run_dir), uninterrupted)
+
+
 THREE_EPOCHS = TINY + ["--epochs", "3"]  # 4 steps and 2 validation batches an epoch
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 
@@ -91,6 +92,14 @@ def run_cli(*args):
     (["--freeze", "conv9_9"], "cannot freeze"),
     (["--init", "/nonexistent.npz"], "no such file"),
     (["--resume", "/nonexistent/run"], "not a run directory"),
+    (["--scale", "0", "0"], "--scale LOW HIGH needs 0 < LOW <= HIGH"),
+    (["--width", "nan"], "--width must be a finite number"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--crop-size", "3"], "--crop-size must be at least 32"),
+    (["--time-limit", "-1"], "--time-limit must be 0 or more"),
+    (["--time-limit", "nan"], "--time-limit must be 0 or more"),
+    (["--width", "60", "--fc-channels", "100000"], "refused before building it"),
+    (["--warmup", "-5"], "--warmup must be 0 or more"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     result = run_cli(*args, "--out", str(tmp_path / "run"), "--no-progress")
@@ -124,3 +133,75 @@ def test_device_gpu_trains_briefly_or_says_what_is_missing(tmp_path):
 def test_help():
     result = run_cli("--help")
     assert result.returncode == 0 and "--data-root" in result.stdout and "--resume" in result.stdout
+
+
+def test_out_naming_a_file_is_refused_and_the_file_kept(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    result = run_cli(*TINY, "--out", str(target))
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and target.read_text() == "mine"
+
+
+def test_flags_given_with_resume_are_honoured_or_refused(tmp_path):
+    """--epochs extends a fixed-rate run exactly (the same weights as a run trained that long from the
+    start); under the poly schedule, and for any option config.json holds, it is refused in one line."""
+    fixed = TINY + ["--lr-policy", "fixed"]
+    whole, extended = tmp_path / "whole", tmp_path / "extended"
+    assert main(fixed + ["--out", str(whole), "--epochs", "3"]) == 0
+    assert main(fixed + ["--out", str(extended), "--epochs", "2"]) == 0
+    assert main(["--resume", str(extended), "--epochs", "3", "--no-progress"]) == 0
+    a, b = load_checkpoint(whole / "last.npz"), load_checkpoint(extended / "last.npz")
+    assert b.metadata["training"]["iteration"] == a.metadata["training"]["iteration"]
+    for name in a.state:
+        assert np.array_equal(a.state[name], b.state[name]), name
+    assert json.loads((extended / "config.json").read_text())["epochs"] == 3
+
+    poly = tmp_path / "poly"
+    assert main(TINY + ["--out", str(poly), "--epochs", "1"]) == 0
+    before = (poly / "last.npz").read_bytes()
+    for args, message in ((["--epochs", "3"], "only a --lr-policy fixed run can be extended exactly"),
+                          (["--lr", "0.5"], "--lr cannot be changed"),
+                          (["--batch-size", "2"], "--batch-size cannot be changed"),
+                          (["--out", str(tmp_path / "x")], "--out cannot be changed")):
+        result = run_cli("--resume", str(poly), *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    result = run_cli("--resume", str(extended), "--epochs", "1")
+    assert result.returncode == 2 and "has already reached epoch 3" in result.stderr, result.stderr
+    assert (poly / "last.npz").read_bytes() == before
+
+
+def test_overwrite_clears_the_old_checkpoints_before_the_new_run_writes(tmp_path, monkeypatch):
+    """--overwrite, then the new run dies before its first checkpoint: --resume must not find the old
+    run's weights (it starts the new run from the beginning)."""
+    out = tmp_path / "run"
+    assert main(TINY + ["--out", str(out), "--epochs", "1"]) == 0
+    from minifcn.training.loop import Trainer
+
+    def die(self):
+        raise RuntimeError("killed before the first checkpoint")
+
+    monkeypatch.setattr(Trainer, "fit", die)
+    with pytest.raises(RuntimeError):
+        main(TINY + ["--out", str(out), "--overwrite", "--seed", "5"])
+    assert not (out / "last.npz").exists() and not (out / "best.npz").exists() and not (out / "log.csv").exists()
+    assert json.loads((out / "config.json").read_text())["seed"] == 5
+
+
+def test_two_trainings_on_one_run_directory_the_second_is_refused(tmp_path):
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "minifcn.train", *TINY, "--epochs", "50", "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in first.stdout:
+            if line.startswith("training "):
+                break
+        second = run_cli(*TINY, "--out", str(out), "--overwrite")
+        assert second.returncode == 2 and "in use by another training" in second.stderr, second.stderr
+        resumed = run_cli("--resume", str(out))
+        assert resumed.returncode == 2 and "in use by another training" in resumed.stderr, resumed.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert json.loads((out / "config.json").read_text())["epochs"] == 50

@@ -6,8 +6,8 @@
     schedule.py         the learning rate of each iteration (poly or fixed, with warm-up)
     build.py            the pieces of a run made from its config, and the Trainer that gets them
     state.py            TrainingState: where a run stands (what resuming needs beside the weights)
-    run_directory.py    the run's files: config.json, log.csv, best/last checkpoints, figures, resume
-    interrupt.py        Ctrl-C: stop at the end of the step under way
+    run_directory.py    the run's files: config.json, log.csv, best/last checkpoints, figures, resume, lock
+    interrupt.py        Ctrl-C and SIGTERM: stop at the end of the step under way
     loop.py             Trainer: the loop itself
     errors.py           what training raises; the command line turns it into messages and exit codes
 """
@@ -17,6 +17,6 @@ from .config import TrainingConfig
 from .datasets import Subset, open_splits
 from .errors import ConfigError, NonFiniteLoss, RunDirectoryError, TrainingInterrupted
 from .loop import Trainer
-from .run_directory import RunDirectory, read_config, resume_command
+from .run_directory import RunDirectory, lock_run_directory, read_config, resume_command
 from .schedule import LearningRateSchedule
 from .state import TrainingState

@@ -2,8 +2,10 @@
 
 Bad input (exit code 2): ``ConfigError`` for options no run can use, ``RunDirectoryError`` for a run
 directory whose files cannot be resumed. How a run ended early: ``TrainingInterrupted`` (Ctrl-C, exit
-code 130) and ``NonFiniteLoss`` (exit code 1).
+code 130; SIGTERM, exit code 143) and ``NonFiniteLoss`` (exit code 1).
 """
+
+import signal
 
 
 class ConfigError(ValueError):
@@ -16,14 +18,17 @@ class RunDirectoryError(ValueError):
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C stopped training at a step boundary, after the whole state was saved to ``checkpoint``.
+    """Ctrl-C (or SIGTERM) stopped training at a step boundary, after the whole state was saved to
+    ``checkpoint``.
 
-    ``iteration`` steps were done; ``epoch`` (0-based) is the epoch that was under way.
+    ``iteration`` steps were done; ``epoch`` (0-based) is the epoch that was under way; ``signum`` is
+    the signal that asked (signal.SIGINT for Ctrl-C, signal.SIGTERM).
     """
 
-    def __init__(self, iteration, epoch, checkpoint):
-        super().__init__(f"interrupted at iteration {iteration} (epoch {epoch + 1}); saved {checkpoint}")
-        self.iteration, self.epoch, self.checkpoint = iteration, epoch, checkpoint
+    def __init__(self, iteration, epoch, checkpoint, signum=signal.SIGINT):
+        by = " by SIGTERM" if signum == signal.SIGTERM else ""
+        super().__init__(f"interrupted{by} at iteration {iteration} (epoch {epoch + 1}); saved {checkpoint}")
+        self.iteration, self.epoch, self.checkpoint, self.signum = iteration, epoch, checkpoint, signum
 
 
 class NonFiniteLoss(ArithmeticError):

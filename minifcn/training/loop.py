@@ -56,8 +56,8 @@ class Trainer:
 
     def fit(self):
         """Train until the last epoch; return True when it is done, False when the time limit stopped
-        training (last.npz saved). Ctrl-C saves last.npz at the end of the step under way and raises
-        TrainingInterrupted; a loss gone NaN or infinite raises NonFiniteLoss, saving nothing."""
+        training (last.npz saved). Ctrl-C or SIGTERM saves last.npz at the end of the step under way and
+        raises TrainingInterrupted; a loss gone NaN or infinite raises NonFiniteLoss, saving nothing."""
         state = self.state
         started = time.perf_counter() - state.seconds
         with self.stop:
@@ -80,10 +80,11 @@ class Trainer:
                               f"{self.run.resume_command()}", flush=True)
                         return False
                     self.stop.check()
-            except StopRequested:  # at a step boundary: the state in memory is whole, save it
+            except StopRequested as stop:  # at a step boundary: the state in memory is whole, save it
                 state.seconds = time.perf_counter() - started
                 self.run.save_checkpoint("last.npz", state)
-                raise TrainingInterrupted(state.iteration, state.epoch, self.run.path / "last.npz") from None
+                raise TrainingInterrupted(state.iteration, state.epoch, self.run.path / "last.npz",
+                                          stop.signum) from None
         self.run.save_predictions(self.val_loader.dataset, self.device)
         if state.rows:
             best = max(state.rows, key=lambda row: row["mean_iou"])

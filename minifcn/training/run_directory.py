@@ -8,12 +8,21 @@
     predictions.png        image / ground truth / prediction for a few validation images
 
 Every file is replaced atomically (see ``files.atomic``): a process killed while writing leaves the
-previous version whole, and a hidden temporary file that resuming removes.
+previous version whole, and a hidden temporary file that resuming removes. One process at a time holds
+a run directory (``lock_run_directory``): two trainings writing one folder would leave one run's
+config beside the other's weights.
 """
 
 import csv
 import io
+import json
+import os
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a run directory is then not guarded
+    fcntl = None
 
 import numpy as np
 
@@ -31,12 +40,74 @@ LOG_FIELDS = ["epoch", "iteration", "train_loss", "val_loss", "pixel_accuracy", 
 OPTIMIZER_PREFIX = "optimizer/"  # checkpoint entries holding the optimizer state
 
 
+LOCK_FILE = ".lock"  # held with flock by the process training in the directory
+
+
 def read_config(run_dir):
-    """The TrainingConfig saved in ``run_dir``/config.json; RunDirectoryError if there is none."""
+    """The TrainingConfig saved in ``run_dir``/config.json, checked as a new run's options are;
+    RunDirectoryError if there is none or it is not one a run could have written."""
     path = Path(run_dir) / "config.json"
-    if not path.exists():
+    if not path.is_file():
         raise RunDirectoryError(f"{run_dir}: not a run directory to resume (no config.json)")
-    return TrainingConfig.from_json(path.read_text())
+    try:
+        config = TrainingConfig.from_json(path.read_text(encoding="utf-8"))
+        config.validate()
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:  # ConfigError is a ValueError
+        raise RunDirectoryError(f"{path}: not a valid run configuration ({error})") from None
+    return config
+
+
+class RunDirectoryLock:
+    """The lock of one run directory, held until ``release()`` or the process ends (the kernel drops
+    an flock when its holder dies, so a killed training never leaves its directory stuck)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._fd = None
+
+    def acquire(self):
+        """Take the lock (making the directory if needed); RunDirectoryError if another process holds it."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"{self.path} is a file, not a run directory")
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise RunDirectoryError(f"{self.path} is in use by another training (process {holder}); wait for "
+                                        f"it to end or stop it, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+        return False
+
+
+def lock_run_directory(path):
+    """Hold ``path`` (made if needed) for this process, until the returned lock is released (it is a
+    context manager) or the process ends; RunDirectoryError if another training holds it."""
+    return RunDirectoryLock(path).acquire()
+
+
+def differing_fields(saved, config):
+    """The names of the options in which two config dicts (``TrainingConfig.to_dict()``) differ, compared
+    as config.json stores them (tuples as lists)."""
+    saved, config = json.loads(json.dumps(saved)), json.loads(json.dumps(config))
+    return sorted(key for key in set(saved) | set(config) if key in saved and key in config and saved[key] != config[key])
 
 
 def resume_command(run_dir):
@@ -68,7 +139,17 @@ class RunDirectory:
     def create(self):
         """Make the directory and write config.json."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+
+    def write_config(self):
         write_text_atomically(self.path / "config.json", self.config.to_json())
+
+    def clear(self):
+        """Remove an earlier run's files (for ``--overwrite``), checkpoints first: a run killed before its
+        first checkpoint must not leave the old weights for ``--resume`` to take as its own."""
+        for name in ("last.npz", "best.npz") + tuple(n for n in RUN_FILES if not n.endswith(".npz")):
+            (self.path / name).unlink(missing_ok=True)
+        self.remove_leftover_temporaries()
 
     # --- checkpoints --------------------------------------------------------------------------------
 
@@ -102,19 +183,40 @@ class RunDirectory:
         if not path.exists():
             return None
         checkpoint = load_checkpoint(path, shapes=expected_shapes)
-        training = checkpoint.metadata.get("training") or {}
+        training = checkpoint.metadata.get("training")
+        if not isinstance(training, dict) or not isinstance(training.get("config"), dict):
+            raise RunDirectoryError(f"{path}: its training metadata is missing or malformed: not a checkpoint "
+                                    f"of a run to resume")
+        self.check_belongs(training["config"], path)
         optimizer_state = {key[len(OPTIMIZER_PREFIX):]: value for key, value in checkpoint.extra.items()
                            if key.startswith(OPTIMIZER_PREFIX)}
         try:
+            state = TrainingState.from_dict(training)
+            if not (state.batch_in_epoch >= 0 and 0 <= state.epoch <= state.iteration
+                    and all(isinstance(row, dict) for row in state.rows)):
+                raise ValueError(f"epoch {state.epoch}, batch {state.batch_in_epoch}, iteration {state.iteration}")
             self.model.load_state_dict(checkpoint.state)
             self.optimizer.load_state_dict(optimizer_state, device)
-        except ValueError as error:
-            raise RunDirectoryError(f"{path}: {error}") from None
-        if "dropout_rng" in training:
-            self.model.dropout_rng.bit_generator.state = training["dropout_rng"]
+            if "dropout_rng" in training:
+                self.model.dropout_rng.bit_generator.state = training["dropout_rng"]
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise RunDirectoryError(f"{path}: malformed training state ({' '.join(str(error).split())})") from None
         self.preprocessing = dict(checkpoint.metadata["preprocessing"])
         self.source = checkpoint.metadata.get("source", self.source)
-        return TrainingState.from_dict(training)
+        return state
+
+    def check_belongs(self, saved_config, path):
+        """RunDirectoryError unless the checkpoint at ``path``, trained with ``saved_config`` (a dict),
+        is this run's: its options equal config.json's, except ``epochs`` where a fixed learning rate
+        makes extending the run exact."""
+        differing = differing_fields(saved_config, self.config.to_dict())
+        if self.config.lr_policy == "fixed" and saved_config.get("lr_policy") == "fixed":
+            differing = [name for name in differing if name != "epochs"]
+        if differing:
+            shown = ", ".join(f"{name} {saved_config.get(name)!r} vs {getattr(self.config, name)!r}"
+                              for name in differing[:3])
+            raise RunDirectoryError(f"{path} was not trained with {self.path / 'config.json'} (they differ in "
+                                    f"{shown}): resuming would mix two runs; start a new run")
 
     # --- log and figures ----------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The training loop on a per-pixel linear model, checked against SGD steps computed here by hand."""
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -104,7 +106,7 @@ def test_ctrl_c_finishes_the_step_saves_and_raises():
 
     def press_ctrl_c(call):
         if call == 2:
-            trainer.stop.requested = True  # what the SIGINT handler does
+            trainer.stop.requested = signal.SIGINT  # what the SIGINT handler does
 
     model.on_forward = press_ctrl_c
     with pytest.raises(TrainingInterrupted, match=r"interrupted at iteration 2 \(epoch 1\); saved run/last.npz"):

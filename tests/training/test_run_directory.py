@@ -101,3 +101,99 @@ def test_leftover_temporaries_are_removed(tmp_path):
     (tmp_path / ".notes.txt.abc.tmp").write_bytes(b"not ours")
     make_run(tmp_path).remove_leftover_temporaries()
     assert [path.name for path in tmp_path.iterdir()] == [".notes.txt.abc.tmp"]
+
+
+# --- one run per directory ------------------------------------------------------------------------
+
+HOLD_THE_LOCK = """
+import sys, time
+from minifcn.training import lock_run_directory
+lock_run_directory(sys.argv[1])
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_directory_is_held_by_one_process_and_freed_when_it_dies(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from minifcn.training import lock_run_directory
+
+    run_dir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirectoryError, match=f"in use by another training \\(process {holder.pid}\\)"):
+            lock_run_directory(run_dir)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with lock_run_directory(run_dir):  # a killed holder leaves nothing stuck
+        with pytest.raises(RunDirectoryError, match="in use"):
+            lock_run_directory(run_dir)
+    lock_run_directory(run_dir).release()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        lock_run_directory(tmp_path / "file")
+
+
+def test_clear_removes_the_old_runs_checkpoints_and_files_only(tmp_path):
+    run = make_run(tmp_path)
+    run.create()
+    run.save_checkpoint("last.npz", TrainingState(iteration=2))
+    run.save_checkpoint("best.npz", TrainingState(iteration=2))
+    (tmp_path / "notes.txt").write_text("mine")
+    run.clear()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_config_and_malformed_training_metadata(tmp_path):
+    saved = make_run(tmp_path)
+    saved.create()
+    saved.save_checkpoint("last.npz", TrainingState(epoch=1, iteration=4))
+    other = make_run(tmp_path)
+    other.config = TrainingConfig(**{**CONFIG.to_dict(), "lr": 0.5, "seed": 3})
+    with pytest.raises(RunDirectoryError, match=r"last.npz was not trained with .*config.json \(they differ in lr "
+                                                r"0.003 vs 0.5, seed 0 vs 3\)"):
+        other.restore("cpu")
+    # A fixed learning rate lets a run be extended: epochs may differ, nothing else.
+    fixed = TrainingConfig(**{**CONFIG.to_dict(), "lr_policy": "fixed"})
+    saved.config = fixed
+    saved.save_checkpoint("last.npz", TrainingState(epoch=1, iteration=4))
+    extended = make_run(tmp_path)
+    extended.config = TrainingConfig(**{**fixed.to_dict(), "epochs": 20})
+    assert extended.restore("cpu").iteration == 4
+    saved.config = CONFIG
+
+    path = tmp_path / "last.npz"
+    checkpoint = load_checkpoint(path)
+    from minifcn.files.checkpoint import save_checkpoint
+
+    for training in ({"iteration": "many", "config": CONFIG.to_dict()}, {"epoch": 3, "iteration": 1,
+                     "config": CONFIG.to_dict()}, {"rows": [1, 2], "config": CONFIG.to_dict()}, {"epoch": 1},
+                     ["not", "a", "dict"]):
+        metadata = dict(checkpoint.metadata, training=training)
+        save_checkpoint(path, checkpoint.state, metadata, checkpoint.extra)
+        with pytest.raises(RunDirectoryError, match="malformed") as info:
+            make_run(tmp_path).restore("cpu")
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "not a valid run configuration"),
+    ('["a list"]', "not a valid run configuration"),
+    ('{"epochs": "many"}', "--epochs must be an integer"),
+    ('{"width": NaN}', "--width must be a finite number"),
+    ('{"scale": [0, 0]}', "--scale"),
+    ('{"epochs": 0}', "--epochs must be positive"),
+])
+def test_a_hand_edited_config_json_is_one_clear_error(tmp_path, text, match):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(RunDirectoryError, match=match) as info:
+        read_config(tmp_path)
+    assert "\n" not in str(info.value)
+    (tmp_path / "config.json").write_bytes("{\"data_root\": \"caf\xe9\"}".encode("latin-1"))
+    with pytest.raises(RunDirectoryError, match="not a valid run configuration"):
+        read_config(tmp_path)
