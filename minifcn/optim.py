@@ -14,6 +14,11 @@ Both take the per-parameter multipliers from the Parameter (the reference trains
 rate and without decay) and skip frozen parameters (``requires_grad`` False). Their state lives on the
 parameters' device, is created on the first step, and round-trips through ``state_dict`` for exact
 resumption.
+
+On a GPU each update is one fused kernel per parameter (``ElementwiseKernel``, the same arithmetic in
+the same order as the NumPy lines, each scalar rounded to float32 as NumPy rounds it), where the NumPy
+lines would issue 5 (SGD) to 12 (Adam) kernels per parameter: a GPU step is bound by how many kernels
+Python issues. The CPU keeps the NumPy lines, which need no compiler.
 """
 
 import math
@@ -21,6 +26,31 @@ import math
 import numpy as np
 
 from .backend import get_array_module, to_device, to_numpy
+
+
+# velocity <- momentum * velocity - lr * (g + decay * w); w <- w + velocity
+_SGD_KERNEL = ("T grad, T lr, T momentum, T decay", "T data, T velocity",
+               "velocity = momentum * velocity - lr * (grad + decay * data); data += velocity;",
+               "minifcn_sgd_update")
+# m <- beta1 * m + (1 - beta1) * g'; v <- beta2 * v + (1 - beta2) * g'^2; w <- w - step * m / (sqrt(v / c2) + eps)
+_ADAM_KERNEL = ("T grad, T step_size, T beta1, T one_minus_beta1, T beta2, T one_minus_beta2, T decay, "
+                "T second_correction, T eps",
+                "T data, T first, T second",
+                "T g = grad + decay * data; "
+                "first = beta1 * first + one_minus_beta1 * g; "
+                "second = beta2 * second + one_minus_beta2 * (g * g); "
+                "data -= step_size * first / (sqrt(second / second_correction) + eps);",
+                "minifcn_adam_update")
+_fused_kernels = {}
+
+
+def fused_kernel(xp, definition):
+    """The ElementwiseKernel of ``definition`` for the array module ``xp`` (made once, compiled by CuPy
+    on first use for each dtype)."""
+    key = (xp.__name__, definition[3])
+    if key not in _fused_kernels:
+        _fused_kernels[key] = xp.ElementwiseKernel(*definition)
+    return _fused_kernels[key]
 
 
 def decayed_gradient(parameter, weight_decay):
@@ -51,6 +81,10 @@ class SGD:
             velocity = self.velocity.get(name)
             if velocity is None:
                 velocity = self.velocity[name] = xp.zeros_like(parameter.data)
+            if xp is not np:
+                fused_kernel(xp, _SGD_KERNEL)(parameter.grad, lr * parameter.lr_mult, self.momentum,
+                                              self.weight_decay * parameter.decay_mult, parameter.data, velocity)
+                continue
             step = decayed_gradient(parameter, self.weight_decay)
             velocity *= self.momentum
             velocity -= (lr * parameter.lr_mult) * step
@@ -104,6 +138,12 @@ class Adam:
             if name not in self.moments:
                 self.moments[name] = (xp.zeros_like(parameter.data), xp.zeros_like(parameter.data))
             first, second = self.moments[name]
+            if xp is not np:
+                fused_kernel(xp, _ADAM_KERNEL)(
+                    parameter.grad, lr * parameter.lr_mult / first_correction, self.beta1, 1 - self.beta1,
+                    self.beta2, 1 - self.beta2, self.weight_decay * parameter.decay_mult, second_correction,
+                    self.eps, parameter.data, first, second)
+                continue
             grad = decayed_gradient(parameter, self.weight_decay)
             first *= self.beta1
             first += (1 - self.beta1) * grad

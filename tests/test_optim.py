@@ -139,3 +139,57 @@ def test_adam_refuses_state_of_another_model():
         optimizer.load_state_dict({"steps": np.array(1), "m/p": np.zeros(4), "v/p": np.zeros(4)})
     with pytest.raises(ValueError, match="does not fit"):
         optimizer.load_state_dict({"steps": np.array(1), "m/p": np.zeros(3)})
+
+
+def _quadratic_run(make_optimizer, device, steps=6):
+    """Parameters (a weight with decay, a bias at twice the rate without) after ``steps`` updates on a
+    quadratic, run on ``device``; returned as host arrays."""
+    from minifcn.backend import to_device, to_numpy
+
+    rng = np.random.default_rng(3)
+    start_w, start_b = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    target = rng.standard_normal((4, 3)).astype(np.float32)
+    weight = Parameter(to_device(start_w, device))
+    bias = Parameter(to_device(start_b, device), lr_mult=2.0, decay_mult=0.0)
+    frozen = Parameter(to_device(np.ones(2, np.float32), device), requires_grad=False)
+    target = to_device(target, device)
+    optimizer = make_optimizer([("w", weight), ("b", bias), ("f", frozen)])
+    for step in range(steps):
+        weight.zero_grad()
+        bias.zero_grad()
+        weight.accumulate(2 * (weight.data - target))
+        bias.accumulate(bias.data * 0.5)
+        optimizer.step(lr=0.05 * (1 + step % 2))
+    return [to_numpy(p.data) for p in (weight, bias, frozen)]
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda params: SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-2),
+    lambda params: SGD(params, lr=0.05, momentum=0.0, weight_decay=0.0),
+    lambda params: Adam(params, lr=0.05, weight_decay=1e-2),
+    lambda params: Adam(params, lr=0.05, betas=(0.8, 0.99)),
+], ids=["sgd", "sgd-plain", "adam", "adam-betas"])
+def test_fused_update_on_the_device_matches_the_cpu(xp, make_optimizer):
+    """On a GPU each parameter's update is one fused kernel; it computes what the NumPy lines do (to
+    float32 rounding: a GPU may contract a product and a sum into one rounding)."""
+    device = "cpu" if xp is np else "gpu"
+    on_device = _quadratic_run(make_optimizer, device)
+    on_cpu = _quadratic_run(make_optimizer, "cpu")
+    for got, expected in zip(on_device, on_cpu):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(on_device[2], np.ones(2, np.float32))
+
+
+@pytest.mark.gpu
+def test_fused_update_is_one_kernel_per_parameter(cupy_backend):
+    """With the CuPy stand-in counting: SGD and Adam issue one kernel per trainable parameter."""
+    from minifcn.backend import to_device
+
+    for make_optimizer in (lambda p: SGD(p, lr=0.1), lambda p: Adam(p, lr=0.1)):
+        params = [(f"p{i}", Parameter(to_device(np.ones(5, np.float32), "gpu"))) for i in range(3)]
+        optimizer = make_optimizer(params)
+        optimizer.step()  # creates the state
+        cupy_backend.reset_counters()
+        with cupy_backend.cupyx.allow_synchronize(False):
+            optimizer.step()
+        assert cupy_backend.COUNTERS["launches"] == 3

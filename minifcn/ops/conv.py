@@ -127,7 +127,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
             f"input of spatial size {(h, w)} is too small for a {kernel} kernel with padding {padding}"
         )
     if method == "auto":
-        method = fast.choose_method(x.shape, kernel, stride, out_hw, x.dtype.itemsize, weight.shape[0])
+        method = fast.choose_method(x.shape, kernel, stride, out_hw, x.dtype.itemsize, weight.shape[0],
+                                    xp=get_array_module(x))
     impl = method_functions(method, kernel, stride)
     prepared = impl.prepare(x, padding)
     y = impl.forward(prepared, weight, stride, out_hw)

@@ -14,6 +14,7 @@ output exchanged.
 from collections import namedtuple
 
 from . import fast
+from ..backend import get_array_module
 from .conv import method_functions
 from .padding import unpad2d
 from .validation import pair, require_floating, require_ndim
@@ -49,7 +50,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
         raise ValueError(f"padding {padding} leaves no output for input size {(h, w)} and kernel {kernel}")
     if method == "auto":
         conv_input_shape = (n, weight.shape[1]) + padded_hw
-        method = fast.choose_method(conv_input_shape, kernel, stride, (h, w), x.dtype.itemsize)
+        method = fast.choose_method(conv_input_shape, kernel, stride, (h, w), x.dtype.itemsize,
+                                    xp=get_array_module(x))
     ypad = method_functions(method, kernel, stride).input_grad(x, weight, stride, padded_hw)
     y = unpad2d(ypad, padding, out_hw)
     if bias is not None:

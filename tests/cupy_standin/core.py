@@ -308,9 +308,11 @@ class ndarray:
     def __getitem__(self, key):
         arrays = [self]
         raw = self._key(key, arrays)
-        if not self._is_basic(raw):
-            count_launch(arrays)
-        return wrap(self._array[raw], self._device)
+        if self._is_basic(raw):
+            return wrap(self._array[raw], self._device)
+        count_launch(arrays)
+        # CuPy writes an advanced index's result into a new C-ordered array (NumPy may not).
+        return wrap(np.ascontiguousarray(self._array[raw]), self._device)
 
     def __setitem__(self, key, value):
         arrays = [self]
@@ -344,7 +346,7 @@ class ndarray:
 
     def reshape(self, *shape, order="C", copy=None):
         result = self._array.reshape(*shape, order=order)
-        if not np.shares_memory(result, self._array):
+        if not np.may_share_memory(result, self._array):
             count_launch([self])
         return wrap(result, self._device)
 

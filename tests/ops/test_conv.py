@@ -19,8 +19,9 @@ def pair(value):
 
 
 def applicable_methods(kernel, stride):
-    """The methods that support this geometry: pointwise needs a 1x1 kernel, shift and stacked stride 1."""
-    methods = ["reference", "im2col"]
+    """The methods that support this geometry: pointwise needs a 1x1 kernel, shift and stacked stride 1
+    (reference, im2col and gathered take any)."""
+    methods = ["reference", "im2col", "gathered"]
     if pair(stride) == (1, 1):
         methods += ["shift", "stacked"]
     if pair(kernel) == (1, 1):

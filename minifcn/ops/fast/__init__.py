@@ -9,6 +9,8 @@ products, which is where the time goes on a CPU.
 - ``stacked`` (stride 1): the kh*kw shifted views of the flattened input stacked into one column
   matrix; the fastest where that matrix is affordable and the map not tiny;
 - ``shift`` (stride 1): kh*kw shifted matrix products and no column matrix, memory-frugal on large maps;
+- ``gathered`` (any kernel and stride): every window in one gather, one batched product per pass, a
+  scatter-add back: few kernels, which is what counts on a GPU (the method ``choose`` takes there);
 - ``products``: the two batched products the weight gradients reduce to, each in its faster form;
 - ``choose``: ``choose_method``, the one rule behind ``method="auto"``.
 
@@ -17,9 +19,9 @@ read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``co
 call them, and ``conv_transpose`` calls them with the roles of input and output exchanged.
 """
 
-from . import im2col, pointwise, shift, stacked
+from . import gathered, im2col, pointwise, shift, stacked
 from .choose import choose_method
 
-METHODS = {"im2col": im2col, "stacked": stacked, "shift": shift, "pointwise": pointwise}
+METHODS = {"gathered": gathered, "im2col": im2col, "stacked": stacked, "shift": shift, "pointwise": pointwise}
 
 __all__ = ["METHODS", "choose_method"]

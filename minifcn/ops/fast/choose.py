@@ -11,10 +11,16 @@ what they copy besides the matrix product and in how much memory that copy takes
 5. the image layer of a single image: ``im2col``, whose product is already the output;
 6. few channels, not growing, on a large map: ``shift``; otherwise ``stacked``.
 
-The thresholds are the points where two methods take equal time on this kind of machine. Each
+On a GPU (arrays of another module than NumPy) none of that applies: a step there is bound by how many
+kernels Python issues, so the rule is ``pointwise`` for a 1x1 kernel and ``gathered`` otherwise, a
+handful of kernels per pass whatever the kernel size. The CPU's cache thresholds below never drive it.
+
+The CPU thresholds are the points where two methods take equal time on this kind of machine. Each
 comment names the benchmark that moves it: time the cases on both sides of a threshold with it set
 each way (``python benchmarks/cpu_benchmark.py --frameworks minifcn ...``) and keep the faster.
 """
+
+import numpy as np
 
 # A column matrix (im2col's or stacked's) costs C*kh*kw times the input's memory. Above this size its
 # page faults and memory traffic cost more than the kh*kw separate products of ``shift`` that need no
@@ -34,14 +40,17 @@ SHIFT_MAX_CHANNELS = 64
 SHIFT_MIN_PIXELS = 400
 
 
-def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None):
+def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, xp=np):
     """The method name for a convolution of x (N, C, H, W) by a (kh, kw) ``kernel``.
 
-    ``out_hw`` is (OH, OW), ``itemsize`` the bytes of one number (4 for float32) and ``out_channels``
-    O (None where it does not matter, as for a transposed convolution's input gradient).
+    ``out_hw`` is (OH, OW), ``itemsize`` the bytes of one number (4 for float32), ``out_channels``
+    O (None where it does not matter, as for a transposed convolution's input gradient) and ``xp``
+    the array module of the data (numpy, or cupy on a GPU).
     """
     if tuple(kernel) == (1, 1):
         return "pointwise"
+    if xp is not np:
+        return "gathered"
     if tuple(stride) != (1, 1):
         return "im2col"
     n, c = x_shape[:2]

@@ -6,6 +6,7 @@ module docstring gives for it, float32 throughout.
 
 import math
 
+import numpy as np
 import pytest
 
 from minifcn.ops.fast.choose import IM2COL_MAX_BYTES, SHIFT_MIN_PIXELS, STACKED_MAX_WASTE, choose_method
@@ -68,3 +69,28 @@ def test_shift_needs_a_large_map():
     pixels = SHIFT_MIN_PIXELS
     assert choose_method((8, 16, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 16) == "shift"
     assert choose_method((8, 16, 3, pixels + 1), (3, 3), (1, 1), (1, pixels - 1), 4, 16) == "stacked"
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_rule_knows_the_device(cupy_backend):
+    """Arrays of another module than NumPy take gathered (pointwise for 1x1) whatever the CPU's cache
+    thresholds would say: a GPU step is bound by kernel launches, not by cache traffic."""
+    big = (1, 64, 702, 702)  # conv1_2 of a 500x500 image: shift on the CPU, far past IM2COL_MAX_BYTES
+    assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 64) == "shift"
+    assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 64, xp=cupy_backend) == "gathered"
+    assert choose_method((1, 512, 22, 22), (7, 7), (1, 1), (16, 16), 4, 4096, xp=cupy_backend) == "gathered"
+    assert choose_method((1, 21, 80, 80), (16, 16), (8, 8), (9, 9), 4, xp=cupy_backend) == "gathered"
+    assert choose_method((1, 512, 16, 16), (1, 1), (1, 1), (16, 16), 4, 21, xp=cupy_backend) == "pointwise"
+
+
+@pytest.mark.gpu
+def test_a_convolution_on_the_device_picks_gathered(cupy_backend):
+    from minifcn.backend import to_device
+    from minifcn.ops.conv import conv2d
+    from minifcn.ops.conv_transpose import conv_transpose2d
+
+    x = to_device(np.ones((2, 3, 9, 9), np.float32), "gpu")
+    _, cache = conv2d(x, to_device(np.ones((4, 3, 3, 3), np.float32), "gpu"), padding=1)
+    assert cache.method == "gathered"
+    _, cache = conv_transpose2d(x, to_device(np.ones((3, 3, 4, 4), np.float32), "gpu"), stride=2)
+    assert cache.method == "gathered"
