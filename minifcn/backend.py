@@ -116,6 +116,18 @@ def get_array_module(*arrays):
     return np
 
 
+_elementwise_kernels = {}
+
+
+def elementwise_kernel(xp, in_params, out_params, operation, name):
+    """The ``ElementwiseKernel`` of this definition for the array module ``xp``, made once per process
+    (CuPy compiles it on first use for each dtype and device). Only for GPU arrays: NumPy has none."""
+    key = (xp.__name__, name)
+    if key not in _elementwise_kernels:
+        _elementwise_kernels[key] = xp.ElementwiseKernel(in_params, out_params, operation, name)
+    return _elementwise_kernels[key]
+
+
 def parse_device(device):
     """Split a device name into ``("cpu", None)`` or ``("gpu", index)``; raise ValueError if malformed.
 

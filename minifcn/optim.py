@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .backend import get_array_module, to_device, to_numpy
+from .backend import elementwise_kernel, get_array_module, to_device, to_numpy
 
 
 # velocity <- momentum * velocity - lr * (g + decay * w); w <- w + velocity
@@ -41,16 +41,6 @@ _ADAM_KERNEL = ("T grad, T step_size, T beta1, T one_minus_beta1, T beta2, T one
                 "second = beta2 * second + one_minus_beta2 * (g * g); "
                 "data -= step_size * first / (sqrt(second / second_correction) + eps);",
                 "minifcn_adam_update")
-_fused_kernels = {}
-
-
-def fused_kernel(xp, definition):
-    """The ElementwiseKernel of ``definition`` for the array module ``xp`` (made once, compiled by CuPy
-    on first use for each dtype)."""
-    key = (xp.__name__, definition[3])
-    if key not in _fused_kernels:
-        _fused_kernels[key] = xp.ElementwiseKernel(*definition)
-    return _fused_kernels[key]
 
 
 def decayed_gradient(parameter, weight_decay):
@@ -82,7 +72,7 @@ class SGD:
             if velocity is None:
                 velocity = self.velocity[name] = xp.zeros_like(parameter.data)
             if xp is not np:
-                fused_kernel(xp, _SGD_KERNEL)(parameter.grad, lr * parameter.lr_mult, self.momentum,
+                elementwise_kernel(xp, *_SGD_KERNEL)(parameter.grad, lr * parameter.lr_mult, self.momentum,
                                               self.weight_decay * parameter.decay_mult, parameter.data, velocity)
                 continue
             step = decayed_gradient(parameter, self.weight_decay)
@@ -139,7 +129,7 @@ class Adam:
                 self.moments[name] = (xp.zeros_like(parameter.data), xp.zeros_like(parameter.data))
             first, second = self.moments[name]
             if xp is not np:
-                fused_kernel(xp, _ADAM_KERNEL)(
+                elementwise_kernel(xp, *_ADAM_KERNEL)(
                     parameter.grad, lr * parameter.lr_mult / first_correction, self.beta1, 1 - self.beta1,
                     self.beta2, 1 - self.beta2, self.weight_decay * parameter.decay_mult, second_correction,
                     self.eps, parameter.data, first, second)

@@ -1,6 +1,8 @@
 """The loss layer: softmax cross-entropy over pixels, with an ignored label."""
 
-from ..backend import get_array_module
+import numpy as np
+
+from ..backend import device_of, get_array_module
 from ..ops.softmax_cross_entropy import softmax_cross_entropy, softmax_cross_entropy_backward
 from .module import Module
 
@@ -19,12 +21,24 @@ class SoftmaxCrossEntropy(Module):
         self.normalize = normalize
         self.class_weights = class_weights
         self.check_labels = check_labels
+        self._moved_weights = None  # (the class_weights moved, (device, dtype), their copy there)
+
+    def _weights_like(self, scores):
+        """``class_weights`` as an array on the scores' device and of their dtype; on a GPU copied there
+        once and kept (copying them every forward is a host-to-device transfer each step)."""
+        weights = self.class_weights
+        xp = get_array_module(scores)
+        if weights is None or xp is np:
+            return None if weights is None else xp.asarray(weights, dtype=scores.dtype)
+        where = (device_of(scores), scores.dtype)
+        moved = self._moved_weights
+        if moved is None or moved[0] is not weights or moved[1] != where:
+            self._moved_weights = moved = (weights, where, xp.asarray(weights, dtype=scores.dtype))
+        return moved[2]
 
     def forward(self, scores, labels):
         """scores (N, K, H, W), labels (N, H, W) integers -> 0-d loss on the scores' device."""
-        weights = self.class_weights
-        if weights is not None:
-            weights = get_array_module(scores).asarray(weights, dtype=scores.dtype)
+        weights = self._weights_like(scores)
         loss, self._cache = softmax_cross_entropy(
             scores, labels, self.ignore_index, self.normalize, weights, self.check_labels
         )

@@ -1,14 +1,20 @@
 """Dropout as in Caffe: drop single elements with probability p, scale the kept ones by 1 / (1 - p).
 
-Scaling at training time ("inverted dropout") makes evaluation the identity. The mask is drawn from
-a NumPy generator on the host and then moved to the data's device, so a CPU run and a GPU run with the
-same seed drop the same elements (NumPy and CuPy give different streams for one seed).
+Scaling at training time ("inverted dropout") makes evaluation the identity. On the CPU the mask is
+drawn from a NumPy generator (``dropout_mask``). On a GPU it is drawn on the device
+(``device_dropout_mask``) from a CuPy generator, in one draw and one fused kernel: copying a host mask
+as large as fc6's output to the device every step would cost more than the layer. NumPy and CuPy give
+different streams for one seed, so a GPU run drops other elements than a CPU run; what stays equal
+(and tested) is the rule: the same rate, the same scaling, the same mask in forward and backward.
 """
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import elementwise_kernel, get_array_module
 from .validation import require_floating
+
+# mask = 1 / (1 - p) where the uniform draw in [0, 1) is at least p, else 0: what dropout_mask computes.
+_MASK_KERNEL = ("T draw, T p, T scale", "T mask", "mask = (draw >= p) * scale;", "minifcn_dropout_mask")
 
 
 def dropout_mask(shape, p, rng, dtype=np.float32):
@@ -17,6 +23,16 @@ def dropout_mask(shape, p, rng, dtype=np.float32):
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     keep = rng.random(shape, dtype=np.float32) >= p
     return keep.astype(dtype) * dtype(1 / (1 - p))
+
+
+def device_dropout_mask(generator, shape, p, dtype):
+    """A device array of ``shape`` drawn from ``generator`` (a ``cupy.random.Generator``): 1 / (1 - p)
+    where an element is kept, 0 where it is dropped."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    draw = generator.random(shape, dtype=dtype)
+    xp = get_array_module(draw)
+    return elementwise_kernel(xp, *_MASK_KERNEL)(draw, p, 1 / (1 - p))
 
 
 def dropout(x, mask):

@@ -77,3 +77,40 @@ def test_gradients_numerically(xp):
     """check_layer in float64 (generator rewound so every pass uses one mask) agrees to 1e-6."""
     x = xp.asarray(np.random.default_rng(10).standard_normal((2, 3, 7, 9)))
     assert check_layer(Dropout(0.3, rng=np.random.default_rng(11)), x)["input"] <= 1e-6
+
+
+@pytest.mark.gpu
+def test_device_masks_are_drawn_there_and_follow_the_rule(cupy_backend):
+    """With device_masks, on a GPU the mask is drawn on the device (no host mask copied in a step, two kernels: the draw
+    and the fused threshold), from a generator seeded once from the layer's host generator: the same
+    seed repeats the same masks; the rate, the 1 / (1 - p) scaling and the backward mask are the CPU's."""
+    from minifcn.backend import to_device, to_numpy
+    from minifcn.layers import Dropout
+
+    def masks(seed, steps=2):
+        layer = Dropout(0.3, rng=np.random.default_rng(seed), device_masks=True).train()
+        x = to_device(np.ones((4, 64, 32, 32), np.float32), "gpu")
+        drawn = []
+        for _ in range(steps):
+            cupy_backend.reset_counters()
+            y = layer.forward(x)
+            dx = layer.backward(to_device(np.full(x.shape, 2, np.float32), "gpu"))
+            drawn.append((to_numpy(y), to_numpy(dx), to_numpy(layer.last_mask)))
+        return drawn, dict(cupy_backend.COUNTERS)
+
+    first, counters = masks(5)
+    again, _ = masks(5)
+    other, _ = masks(6)
+    y, dx, mask = first[0]
+    scale = np.float32(1 / (1 - 0.3))
+    assert set(np.unique(mask)) == {0, scale}
+    np.testing.assert_array_equal(y, mask)  # the input was ones
+    np.testing.assert_array_equal(dx, 2 * mask)
+    assert abs((mask == 0).mean() - 0.3) < 0.01
+    assert not np.array_equal(first[0][2], first[1][2])  # a new mask every step
+    for (a, _, _), (b, _, _) in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0][2], other[0][2])
+    # The last step: the draw and the threshold kernel, the product and the backward product.
+    assert counters["to_device"] == 1  # the gradient this test moves, no mask
+    assert counters["launches"] == 4

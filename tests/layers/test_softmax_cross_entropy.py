@@ -144,3 +144,30 @@ def test_bad_labels_are_rejected(xp):
         layer.forward(scores, bad)
     with pytest.raises(ValueError, match="integer.*float32"):
         layer.forward(scores, labels.astype(np.float32))
+
+
+@pytest.mark.gpu
+def test_class_weights_are_moved_to_the_device_once(cupy_backend):
+    """Host class weights are copied to the device on the first forward and kept, and give the loss
+    the CPU gives; new weights are moved again."""
+    from minifcn.backend import to_device, to_numpy
+    from minifcn.layers import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, (2, 5, 4)).astype(np.int32)
+    weights = np.array([0.5, 2.0, 1.0], np.float32)
+    on_cpu = SoftmaxCrossEntropy(class_weights=weights).forward(scores, labels)
+    layer = SoftmaxCrossEntropy(class_weights=weights, check_labels=False)
+    device_scores, device_labels = to_device(scores, "gpu"), to_device(labels, "gpu")
+    for _ in range(3):
+        cupy_backend.reset_counters()
+        loss = layer.forward(device_scores, device_labels)
+        moved = cupy_backend.COUNTERS["to_device"]
+    assert moved == 0
+    np.testing.assert_allclose(to_numpy(loss), on_cpu, rtol=1e-6)
+    layer.class_weights = np.array([1.0, 1.0, 1.0], np.float32)
+    cupy_backend.reset_counters()
+    loss = layer.forward(device_scores, device_labels)
+    assert cupy_backend.COUNTERS["to_device"] == 1
+    np.testing.assert_allclose(to_numpy(loss), SoftmaxCrossEntropy().forward(scores, labels), rtol=1e-6)
