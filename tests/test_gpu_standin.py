@@ -150,3 +150,12 @@ def test_recorded_api_is_from_the_real_cupy(standin):
     assert record["recorded_from"].startswith("cupy ")
     assert {"cupy", "cupy.cuda", "cupyx", "cupy.ndarray"} <= set(record["api"])
     assert "ElementwiseKernel" in record["api"]["cupy"] and "allow_synchronize" in record["api"]["cupyx"]
+
+
+def test_scatter_add_sums_repeated_indices(standin):
+    a = standin.zeros((2, 5), dtype=standin.float32)
+    rows = standin.asarray(np.array([[0, 1, 1], [3, 3, 4]]))
+    standin.cupyx.scatter_add(a, (slice(None), rows), standin.ones((2, 2, 3), dtype=standin.float32))
+    expected = np.zeros((2, 5), np.float32)
+    np.add.at(expected, (slice(None), np.array([[0, 1, 1], [3, 3, 4]])), 1)
+    np.testing.assert_array_equal(a.get(), expected)
