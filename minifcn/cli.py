@@ -1,14 +1,17 @@
 """What the command lines share: exit codes, one-line errors, the device check.
 
 Exit codes (**contract**): 0 success, 2 bad usage or bad input (one line on stderr, no traceback),
-1 an unexpected failure (with its traceback, because that is a bug to report), 130 Ctrl-C.
+1 an unexpected failure (with its traceback, because that is a bug to report), 130 Ctrl-C, 143 SIGTERM
+(128 + the signal's number, as a shell reports a process the signal ended).
 
 The library raises its own exceptions (DataError, CheckpointError, ConfigError, ...); only here, in
 the command lines, do they become messages and exit codes.
 """
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 
 from .allocator import keep_freed_memory
@@ -41,18 +44,39 @@ def user_errors():
             ConfigError, RunDirectoryError, FileNotFoundError, IsADirectoryError, PermissionError, FileExistsError)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (``docker stop``, ``kill``, a scheduler's time limit). A BaseException, as
+    KeyboardInterrupt is, so that no ``except Exception`` on the way swallows it."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 def run(main, argv, prog):
     """Call ``main(argv)`` and turn exceptions into the exit codes above; return the code."""
     keep_freed_memory()  # a program's choice for its own process (see allocator)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # Training installs its own handler while it trains (finish the step, save); elsewhere SIGTERM
+        # ends the command with one line, as Ctrl-C does, instead of silently.
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code = main(argv)
         return 0 if code is None else code
     except user_errors() as error:
         print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as error:  # a text input (classes.txt, a list file) in another encoding
+        print(f"{prog}: error: a text file is not UTF-8 ({error.reason} at byte {error.start}); save it as UTF-8",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"\n{prog}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except MemoryError:
         print(f"{prog}: error: out of memory; try a smaller --crop-size or --batch-size", file=sys.stderr)
         return 2
@@ -60,6 +84,9 @@ def run(main, argv, prog):
         traceback.print_exc()
         print(f"{prog}: unexpected failure (a bug; please report it with the traceback above)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def one_line(error):

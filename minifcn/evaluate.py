@@ -1,18 +1,22 @@
 """python -m minifcn.evaluate: the four FCN scores and per-class IoU of a checkpoint on a dataset split.
 
-Images are evaluated whole, at their original resolution, one at a time (or in batches when they
-all have one size, as the synthetic ones). The scores are printed and written as JSON.
+Images are evaluated at their original resolution, one at a time (or in batches when they all have
+one size, as the synthetic ones); an image larger than ``--tile-size`` is scored in overlapping tiles,
+so memory stays bounded whatever its size. The scores are printed and written as JSON (strict JSON:
+a score that does not exist, such as the IoU of a class absent from the images, is null).
 """
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
 from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
 from .data import BatchLoader, open_dataset
 from .data_parallel import DataParallel
-from .inference import evaluate_model, load_trained_model
+from .inference import MIN_TILE_SIZE, TILE_SIZE, evaluate_model, load_trained_model
 from .training.datasets import Subset
 
 PROG = "python -m minifcn.evaluate"
@@ -34,8 +38,45 @@ def build_parser():
     parser.add_argument("--max-images", type=int, default=None, help="evaluate on the first N images only")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="where to write the scores (default: beside the checkpoint, never overwriting)")
+    parser.add_argument("--tile-size", type=int, default=TILE_SIZE, metavar="PIXELS",
+                        help="score images larger than this in overlapping tiles, so memory stays that of one "
+                             "tile whatever the image's size; 0 scores every image whole")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def check_options(args):
+    """UsageError for values that make no sense, before any work."""
+    for name in ("threads", "batch_size", "max_images"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.tile_size != 0 and args.tile_size < MIN_TILE_SIZE:
+        raise UsageError(f"--tile-size must be at least {MIN_TILE_SIZE} (or 0: whole images), got {args.tile_size}")
+
+
+def check_writable(path):
+    """UsageError unless a new file can be written at ``path``: checked before the evaluation, so that
+    its work is not lost at the end."""
+    if path.exists():
+        raise UsageError(f"{path} exists; choose another --json path")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--json {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--json {path}: folder {folder} is not writable")
+
+
+def strict_json(value):
+    """``value`` with every NaN or infinity replaced by None, so the file is JSON any parser reads."""
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, float) or hasattr(value, "dtype"):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
 
 
 def open_evaluation_set(args, metadata):
@@ -75,8 +116,9 @@ def unused_path(path):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be positive, got {args.threads}")
+    check_options(args)
+    if args.json:
+        check_writable(Path(args.json))
     device = resolve_device(args.device)
     model, metadata = load_trained_model(args.weights, device)
     dataset = open_evaluation_set(args, metadata)
@@ -89,7 +131,8 @@ def main(argv=None):
     loader = BatchLoader(dataset, batch_size, metadata["preprocessing"], shuffle=False)
     runner = DataParallel(model, args.threads) if device == "cpu" else model
     scores, loss = evaluate_model(runner, loader, model.num_classes, dataset.ignore_index, device,
-                                  progress=not args.no_progress, description=f"evaluate {args.data}")
+                                  progress=not args.no_progress, description=f"evaluate {args.data}",
+                                  tile_size=args.tile_size or None)
     class_names = metadata.get("class_names") or dataset.class_names
     print(f"{args.weights} on {args.data} {args.split or ''} ({len(dataset)} images)".replace("  ", " "))
     print(format_table(scores, class_names))
@@ -99,7 +142,7 @@ def main(argv=None):
         raise UsageError(f"{json_path} exists; choose another --json path")
     report = {"weights": str(args.weights), "data": args.data, "data_root": args.data_root, "split": args.split,
               "images": len(dataset), "loss": loss, **scores, "class_names": list(class_names)}
-    json_path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    json_path.write_text(json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
     print(f"scores written to {json_path}")
     return 0
 

@@ -28,6 +28,7 @@ def predict_scores(model, images, device):
 # kept pixels see context on every side, as they would inside the whole image.
 TILE_SIZE = 512
 TILE_MARGIN = 64
+MIN_TILE_SIZE = 2 * TILE_MARGIN + 32  # a tile keeps at least one cell of the coarsest map (32 px) past its margins
 
 
 def tile_spans(length, tile_size=TILE_SIZE, margin=TILE_MARGIN):
@@ -67,11 +68,14 @@ def predict_labels(model, image, preprocessing, device, tile_size=TILE_SIZE, mar
 
 
 def evaluate_model(model, loader, num_classes, ignore_index, device, class_weights=None, normalize_loss=True,
-                   progress=True, description="evaluate"):
+                   progress=True, description="evaluate", tile_size=None, margin=TILE_MARGIN):
     """Run ``model`` in eval mode over ``loader``; return ``(scores, mean loss)``.
 
     ``scores`` is ``ConfusionMatrix.scores()``: pixel accuracy, mean accuracy, mean IoU,
-    frequency-weighted IoU and per-class IoU. The loss is the mean of the per-batch losses.
+    frequency-weighted IoU and per-class IoU. The loss is the mean of the per-batch losses. With
+    ``tile_size``, batches larger than that on a side are scored in overlapping tiles as
+    ``predict_labels`` does (memory bounded by one tile); such a batch's loss is the mean of its tiles'
+    losses weighted by their labelled pixels (with ``normalize_loss``; their sum otherwise).
     """
     was_training = model.training
     model.eval()
@@ -81,11 +85,15 @@ def evaluate_model(model, loader, num_classes, ignore_index, device, class_weigh
     batches = 0
     try:
         for images, labels in tqdm(loader, desc=description, leave=False, disable=not progress, unit="batch"):
-            labels = to_device(labels, device)
-            scores = predict_scores(model, images, device)
-            loss = loss_layer.forward(scores, labels)
-            confusion.update(loss_layer.predictions(), labels)
-            loss_layer.clear_cache()
+            height, width = images.shape[2:]
+            if tile_size is not None and (height > tile_size or width > tile_size):
+                loss = _tiled_loss(model, loss_layer, confusion, images, labels, device, tile_size, margin)
+            else:
+                labels = to_device(labels, device)
+                scores = predict_scores(model, images, device)
+                loss = loss_layer.forward(scores, labels)
+                confusion.update(loss_layer.predictions(), labels)
+                loss_layer.clear_cache()
             total_loss = loss if total_loss is None else total_loss + loss
             batches += 1
     finally:
@@ -95,6 +103,29 @@ def evaluate_model(model, loader, num_classes, ignore_index, device, class_weigh
         return confusion.scores(), float("nan")
     xp = get_array_module(total_loss)
     return confusion.scores(), float(to_numpy(total_loss / xp.float32(batches)))
+
+
+def _tiled_loss(model, loss_layer, confusion, images, labels, device, tile_size, margin):
+    """The loss of one batch images (N, 3, H, W), labels (N, H, W) scored tile by tile; each tile's kept
+    part updates ``confusion``."""
+    total, weight = 0.0, 0
+    height, width = images.shape[2:]
+    for top, bottom, keep_top, keep_bottom in tile_spans(height, tile_size, margin):
+        for left, right, keep_left, keep_right in tile_spans(width, tile_size, margin):
+            scores = predict_scores(model, np.ascontiguousarray(images[:, :, top:bottom, left:right]), device)
+            kept = scores[:, :, keep_top - top:keep_bottom - top, keep_left - left:keep_right - left]
+            kept_labels = labels[:, keep_top:keep_bottom, keep_left:keep_right]
+            labelled = int((kept_labels != loss_layer.ignore_index).sum())
+            tile_labels = to_device(np.ascontiguousarray(kept_labels), device)
+            loss = float(to_numpy(loss_layer.forward(kept.copy(), tile_labels)))
+            confusion.update(loss_layer.predictions(), tile_labels)
+            loss_layer.clear_cache()
+            if loss_layer.normalize:
+                if labelled:  # a tile with no labelled pixel has no loss to weigh (0/0)
+                    total, weight = total + loss * labelled, weight + labelled
+            else:
+                total, weight = total + loss, 1
+    return np.float32(total / weight if weight else 0.0)
 
 
 MAX_PARAMETERS = 2_000_000_000  # 15x the reference FCN-8s: beyond it an options dict is a bomb, not a model

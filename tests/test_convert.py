@@ -326,3 +326,39 @@ def test_reference_fcn_pth(torch, tmp_path, capsys):
     other = tmp_path / "other.pth"
     torch.save({"encoder.weight": torch.ones(2)}, other)
     _assert_bad_input(capsys, "unknown format", other, tmp_path / "x.npz")
+
+
+# --- what no conversion should pass on ----------------------------------------------------------------
+
+
+def test_nan_or_infinite_weights_are_refused(tmp_path, capsys):
+    bad = np.zeros((64, 3, 3, 3), np.float32)
+    bad[3, 1, 2, 0] = np.inf
+    source = _fake_caffe_vgg16(tmp_path / "vgg16_inf.npz", conv1_1_W=bad)
+    _assert_bad_input(capsys, "conv1_1.weight holds NaN or infinite values", source, tmp_path / "out.npz")
+    _assert_bad_input(capsys, "conv1_1.weight holds NaN or infinite values", source, tmp_path / "out.npz",
+                      "--arch", "fcn8s", "--num-classes", "3")
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_a_member_declaring_more_than_any_vgg16_layer_is_refused_before_reading_it(tmp_path, capsys):
+    import zipfile
+
+    source = _fake_caffe_vgg16(tmp_path / "vgg16.npz")
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info in original.infolist():
+            zf.writestr(info.filename, original.read(info))
+        with zf.open("conv9_9_W.npy", "w", force_zip64=True) as member:  # 1.2 GB of zeros, ~1 MB on disk
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (300_000_000,)})
+            for _ in range(300):
+                member.write(bytes(4_000_000))
+    _assert_bad_input(capsys, "conv9_9_W declares shape (300000000,), larger than any VGG16 layer", bomb,
+                      tmp_path / "out.npz")
+
+
+def test_arch_refuses_an_enormous_model_before_building_it(tmp_path, capsys):
+    source = _fake_caffe_vgg16(tmp_path / "vgg16.npz")
+    _assert_bad_input(capsys, "refused before building it", source, tmp_path / "out.npz", "--arch", "fcn8s",
+                      "--num-classes", "3", "--fc-channels", "3000000", "--random-fc")

@@ -150,3 +150,194 @@ def test_truncated_other_architecture_and_wrong_shapes_are_one_line_errors(train
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
         for fragment in fragments:
             assert fragment in result.stderr, (weights.name, result.stderr)
+
+
+# --- large images ---------------------------------------------------------------------------------
+
+
+class PerPixelModel:
+    """Scores (N, K, H, W) that depend on each pixel alone: tiles must give exactly the whole image's labels."""
+
+    def forward(self, x):
+        return np.concatenate([x, -x, x[:, :1] * 0.5], axis=1)
+
+    def clear_cache(self):
+        pass
+
+
+@pytest.mark.parametrize("length, tile, margin", [(100, 512, 64), (512, 512, 64), (513, 512, 64), (1300, 256, 32),
+                                                   (2049, 160, 64)])
+def test_tile_spans_keep_every_pixel_once_and_stay_within_the_tile(length, tile, margin):
+    from minifcn.inference import tile_spans
+
+    kept = np.zeros(length, int)
+    for start, stop, keep_start, keep_stop in tile_spans(length, tile, margin):
+        assert 0 <= start <= keep_start < keep_stop <= stop <= length and stop - start <= tile
+        assert keep_start - start >= min(margin, keep_start) and stop - keep_stop >= min(margin, length - keep_stop)
+        kept[keep_start:keep_stop] += 1
+    assert (kept == 1).all()
+
+
+def test_tiled_prediction_and_evaluation_equal_the_whole_image_for_a_per_pixel_model():
+    from minifcn.data.transforms import PREPROCESSING_FROM_SCRATCH
+    from minifcn.inference import evaluate_model, predict_labels
+
+    image = np.random.default_rng(0).integers(0, 256, (700, 450, 3), dtype=np.uint8)
+    whole = predict_labels(PerPixelModel(), image, PREPROCESSING_FROM_SCRATCH, "cpu", tile_size=None)
+    tiled = predict_labels(PerPixelModel(), image, PREPROCESSING_FROM_SCRATCH, "cpu", tile_size=160, margin=40)
+    np.testing.assert_array_equal(tiled, whole)
+
+    class Model(PerPixelModel):
+        training = False
+
+        def eval(self):
+            pass
+
+    images = np.random.default_rng(1).standard_normal((1, 3, 300, 420)).astype(np.float32)
+    labels = np.random.default_rng(2).integers(0, 7, (1, 300, 420)).astype(np.int32)
+    labels[0, :50] = 255
+    scores_whole, loss_whole = evaluate_model(Model(), [(images, labels)], 7, 255, "cpu", progress=False)
+    scores_tiled, loss_tiled = evaluate_model(Model(), [(images, labels)], 7, 255, "cpu", progress=False,
+                                              tile_size=160, margin=40)
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "frequency_weighted_iou"):
+        assert scores_tiled[key] == pytest.approx(scores_whole[key])
+    assert loss_tiled == pytest.approx(loss_whole, rel=1e-5)
+
+
+# Runs predict and prints its peak resident memory in bytes: VmHWM, the high-water mark of this
+# program's own memory (ru_maxrss would also count the forking parent's, inherited across exec).
+PEAK_RSS = """
+import re, sys
+from minifcn.cli import run
+from minifcn.predict import main
+code = run(main, sys.argv[1:], "predict")
+status = open("/proc/self/status").read()
+print("peak", int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) * 1024, flush=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_predict_on_a_12_megapixel_image_stays_within_bounded_memory(trained, tmp_path):
+    """4000 x 3000 pixels: the label map is full size, and the process peaks well under what segmenting
+    it whole would take (the whole image's float copy alone is 144 MB; each activation of the first
+    block, at width 0.0625, another 190 MB)."""
+    photo = tmp_path / "photo.jpg"
+    small = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((4000, 3000)).save(photo)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(photo), "--weights", str(trained), "--out",
+                             str(out), "--no-progress"], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    peak = int(result.stdout.split("peak")[1])
+    assert Image.open(out / "photo_labels.png").size == (4000, 3000)
+    assert max(Image.open(out / "photo_overlay.png").size) <= 2048 + 300  # the preview plus its legend
+    assert peak < 1024 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+# --- refused before any work ---------------------------------------------------------------------
+
+
+def _cli(module, *args, **kwargs):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          timeout=1800, **kwargs)
+
+
+def _one_line(result, code=2):
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_nonsense_values_are_refused_in_one_line(trained, tmp_path):
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    for args, message in ((["--alpha", "5"], "--alpha must be between 0 and 1"),
+                          (["--alpha", "nan"], "--alpha must be between 0 and 1"),
+                          (["--tile-size", "10"], "--tile-size must be at least"),
+                          (["--overlay-max-size", "-1"], "--overlay-max-size must be 0 or more")):
+        assert message in _one_line(_cli("minifcn.predict", image, "--weights", trained, "--out", tmp_path / "o",
+                                         *args))
+    assert not (tmp_path / "o").exists()
+    for args, message in ((["--batch-size", "-1"], "--batch-size must be positive"),
+                          (["--max-images", "-3"], "--max-images must be positive"),
+                          (["--tile-size", "7"], "--tile-size must be at least"),
+                          (["--json", tmp_path / "nowhere" / "s.json"], "does not exist")):
+        result = _cli("minifcn.evaluate", "--weights", trained, *args)
+        assert message in _one_line(result) and "mean IoU" not in result.stdout  # refused before the work
+
+
+def test_evaluate_writes_strict_json(trained, tmp_path):
+    """A class absent from the images has no IoU: null, never NaN, which strict JSON parsers reject."""
+    json_path = tmp_path / "scores.json"
+    assert evaluate_main(["--weights", str(trained), "--json", str(json_path), "--no-progress",
+                          "--max-images", "1", "--batch-size", "1"]) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in strict JSON")
+
+    report = json.loads(json_path.read_text(), parse_constant=refuse)
+    assert all(value is None or 0 <= value <= 1 for value in report["per_class_iou"])
+    assert report["loss"] is None or np.isfinite(report["loss"])
+
+
+def test_nan_weights_are_refused_by_every_command_that_loads_them(trained, tmp_path):
+    def poison(state):
+        state["conv1_1.weight"] = state["conv1_1.weight"].copy()
+        state["conv1_1.weight"][0, 0, 0, 0] = np.nan
+
+    weights = _rewritten(trained, tmp_path, "nan.npz", state_change=poison)
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    results = [_cli("minifcn.evaluate", "--weights", weights, "--json", tmp_path / "s.json"),
+               _cli("minifcn.predict", image, "--weights", weights, "--out", tmp_path / "o"),
+               _cli("minifcn.train", *TINY, "--init", weights, "--out", tmp_path / "run")]
+    for result in results:
+        assert "conv1_1.weight holds NaN or infinite values" in _one_line(result)
+    assert not (tmp_path / "s.json").exists() and not (tmp_path / "o").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_tiny_checkpoint_asking_for_an_enormous_model_is_refused_before_building_it(trained, tmp_path):
+    checkpoint = load_checkpoint(trained)
+    options = dict(checkpoint.metadata["options"], fc_channels=4_000_000)
+    from minifcn.files.checkpoint import save_checkpoint
+
+    bomb = tmp_path / "bomb.npz"
+    save_checkpoint(bomb, {"conv1_1.bias": checkpoint.state["conv1_1.bias"]}, dict(checkpoint.metadata, options=options))
+    assert bomb.stat().st_size < 8192
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS, str(image), "--weights", str(bomb), "--out",
+                             str(tmp_path / "o")], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 2 and "refused before building it" in result.stderr, result.stderr
+    assert int(result.stdout.split("peak")[1]) < 400 * 2**20
+
+
+# Runs a command whose work (evaluate_model or predict_labels) is replaced by a long wait, announced on
+# stdout, so that a signal surely lands in the middle of the work.
+SLOW_WORK = """
+import importlib, sys, time
+module = importlib.import_module(sys.argv[1])
+def slow(*args, **kwargs):
+    print("working", flush=True)
+    time.sleep(600)
+setattr(module, sys.argv[2], slow)
+from minifcn.cli import run
+sys.exit(run(module.main, sys.argv[3:], module.PROG))
+"""
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+@pytest.mark.parametrize("signum, code, said", [(2, 130, "interrupted"), (15, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_during_evaluate_or_predict_is_one_line(trained, tmp_path, command, signum, code, said):
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    args = {"evaluate": ["minifcn.evaluate", "evaluate_model", "--weights", trained, "--json", tmp_path / "s.json"],
+            "predict": ["minifcn.predict", "predict_labels", image, "--weights", trained, "--out", tmp_path / "o"]}
+    process = subprocess.Popen([sys.executable, "-c", SLOW_WORK, *map(str, args[command]), "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "working"
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == code and said in err and "Traceback" not in err, err
+    assert not (tmp_path / "s.json").exists() and not list(tmp_path.glob("o/*"))
