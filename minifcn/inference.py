@@ -129,6 +129,7 @@ def _tiled_loss(model, loss_layer, confusion, images, labels, device, tile_size,
 
 
 MAX_PARAMETERS = 2_000_000_000  # 15x the reference FCN-8s: beyond it an options dict is a bomb, not a model
+MAX_MISSING_PARAMETERS = 16_000_000  # 64 MB of float32: more missing than that is not a checkpoint of the model
 
 
 def expected_shapes(metadata):
@@ -178,6 +179,12 @@ def load_trained_model(path, device="cpu"):
     if arch not in ARCHITECTURES:
         raise CheckpointError(f"{path} holds a {arch} network, not a segmentation model; train one, or build one "
                               f"with python -m minifcn.convert --arch fcn8s")
+    # A small file may name a large network and hold few of its weights: building it would take the
+    # memory its options ask for, only to refuse it. Weights that large missing are refused first.
+    missing = {name: shape for name, shape in expected_shapes(metadata).items() if name not in checkpoint.state}
+    if sum(math.prod(shape) for shape in missing.values()) > MAX_MISSING_PARAMETERS:
+        raise CheckpointError(f"{path}: lacks {len(missing)} of the {arch}'s parameters "
+                              f"({', '.join(list(missing)[:3])}, ...): refused before building it")
     options = dict(metadata.get("options") or {})
     options["num_classes"] = metadata["num_classes"]
     try:

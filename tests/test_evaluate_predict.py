@@ -297,9 +297,10 @@ def test_nan_weights_are_refused_by_every_command_that_loads_them(trained, tmp_p
     assert not (tmp_path / "s.json").exists() and not (tmp_path / "o").exists() and not (tmp_path / "run").exists()
 
 
-def test_a_tiny_checkpoint_asking_for_an_enormous_model_is_refused_before_building_it(trained, tmp_path):
+@pytest.mark.parametrize("fc_channels", [4_000_000, 30_000])  # 16 million million parameters; 900 million
+def test_a_tiny_checkpoint_asking_for_an_enormous_model_is_refused_before_building_it(trained, tmp_path, fc_channels):
     checkpoint = load_checkpoint(trained)
-    options = dict(checkpoint.metadata["options"], fc_channels=4_000_000)
+    options = dict(checkpoint.metadata["options"], fc_channels=fc_channels)
     from minifcn.files.checkpoint import save_checkpoint
 
     bomb = tmp_path / "bomb.npz"
