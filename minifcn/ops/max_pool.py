@@ -10,6 +10,9 @@ The forward pass is separable: the max over a kh x kw window is the max over kw 
 over kh rows, so it takes kh + kw strided ``maximum`` calls over whole maps rather than kh * kw (and
 far less than a reshape-and-max, which must copy the map into windows first).
 
+On a GPU both passes go to ``fast/max_pool_gathered.py``, which computes the same in a few kernels
+(a GPU step is bound by how many kernels Python issues, a CPU step by memory traffic).
+
 The backward pass sends each window's gradient to exactly one cell, the first maximum in raster
 order, as Caffe and PyTorch do. That matters after a ReLU, whose output is full of tied zeros: giving
 every tied cell the gradient would multiply it. The mask is rebuilt from the cached input and output
@@ -18,7 +21,10 @@ instead of being stored.
 
 from collections import namedtuple
 
+import numpy as np
+
 from ..backend import get_array_module
+from .fast import max_pool_gathered
 from .validation import pair, require_floating, require_ndim
 
 MaxPoolCache = namedtuple("MaxPoolCache", "x y kernel stride")
@@ -55,6 +61,8 @@ def max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True):
     oh, ow = pool_output_size(h, kh, sh, ceil_mode), pool_output_size(w, kw, sw, ceil_mode)
     if oh < 1 or ow < 1:
         raise ValueError(f"input of spatial size {(h, w)} is smaller than the pooling window {(kh, kw)}")
+    if xp is not np:
+        return max_pool_gathered.forward(x, (kh, kw), (sh, sw), (oh, ow))
     # Max over the kh rows of each window; a window hanging over the edge just has fewer rows.
     rows = xp.array(x[:, :, _strided(0, sh, oh), :])
     for a in range(1, kh):
@@ -72,6 +80,8 @@ def max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True):
 
 def max_pool2d_backward(dy, cache):
     """dx (N, C, H, W): each window's gradient dy (N, C, OH, OW) goes to its first maximum."""
+    if isinstance(cache, max_pool_gathered.GatheredPoolCache):
+        return max_pool_gathered.backward(dy, cache)
     xp = get_array_module(dy)
     x, y = cache.x, cache.y
     (kh, kw), (sh, sw) = cache.kernel, cache.stride

@@ -260,3 +260,23 @@ def test_matches_torch(xp, torch, n, c, h, w, kernel, stride, kind):
     assert y.shape == ty.shape and y.dtype == np.float32 and dx.dtype == np.float32
     assert relative_error(y, ty) <= 1e-5
     assert relative_error(dx, tdx) <= 1e-5
+
+
+@pytest.mark.gpu
+def test_on_the_device_a_few_kernels_per_pass(cupy_backend):
+    """On a GPU both passes take a handful of kernels (not several per window cell), and give the
+    CPU's output and gradient, ties and overhanging windows included."""
+    from minifcn.backend import to_device
+
+    x = np.maximum(np.random.default_rng(0).standard_normal((2, 3, 9, 7)), 0).astype(np.float32)  # ties at 0
+    dy = np.random.default_rng(1).standard_normal((2, 3, 5, 4)).astype(np.float32)
+    y_cpu, cache_cpu = max_pool2d(x)
+    dx_cpu = max_pool2d_backward(dy, cache_cpu)
+    device_x, device_dy = to_device(x, "gpu"), to_device(dy, "gpu")
+    cupy_backend.reset_counters()
+    y, cache = max_pool2d(device_x)
+    forward_launches = cupy_backend.COUNTERS["launches"]
+    dx = max_pool2d_backward(device_dy, cache)
+    assert forward_launches <= 5 and cupy_backend.COUNTERS["launches"] - forward_launches <= 7
+    np.testing.assert_array_equal(to_numpy(y), y_cpu)
+    np.testing.assert_array_equal(to_numpy(dx), dx_cpu)

@@ -11,6 +11,8 @@ products, which is where the time goes on a CPU.
 - ``shift`` (stride 1): kh*kw shifted matrix products and no column matrix, memory-frugal on large maps;
 - ``gathered`` (any kernel and stride): every window in one gather, one batched product per pass, a
   scatter-add back: few kernels, which is what counts on a GPU (the method ``choose`` takes there);
+- ``max_pool_gathered``: max pooling (not a convolution) in a few kernels per pass, which
+  ``max_pool.py`` uses for arrays on a GPU;
 - ``products``: the two batched products the weight gradients reduce to, each in its faster form;
 - ``choose``: ``choose_method``, the one rule behind ``method="auto"``.
 
