@@ -205,3 +205,19 @@ def test_two_trainings_on_one_run_directory_the_second_is_refused(tmp_path):
         first.send_signal(signal.SIGKILL)
         first.wait()
     assert json.loads((out / "config.json").read_text())["epochs"] == 50
+
+
+def test_a_latin_1_classes_txt_is_one_line(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / split / "images" / "a.png")
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / split / "masks" / "a.png")
+    (root / "classes.txt").write_bytes("caf\xe9\nroad\n".encode("latin-1"))
+    result = run_cli("--data", "folder", "--data-root", str(root), "--width", "0.0625", "--fc-channels", "8",
+                     "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress")
+    assert result.returncode == 2 and "not UTF-8" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
