@@ -53,6 +53,13 @@ def _raise_terminated(signum, frame):
     raise Terminated
 
 
+MEMORY_ADVICE = {  # what each command can change to need less memory (its own options only)
+    "python -m minifcn.train": "try a smaller --crop-size or --batch-size",
+    "python -m minifcn.predict": "try a smaller --tile-size or --overlay-max-size",
+    "python -m minifcn.evaluate": "try a smaller --tile-size or --batch-size",
+}
+
+
 def run(main, argv, prog):
     """Call ``main(argv)`` and turn exceptions into the exit codes above; return the code."""
     keep_freed_memory()  # a program's choice for its own process (see allocator)
@@ -78,7 +85,8 @@ def run(main, argv, prog):
         print(f"\n{prog}: terminated (SIGTERM)", file=sys.stderr)
         return 143
     except MemoryError:
-        print(f"{prog}: error: out of memory; try a smaller --crop-size or --batch-size", file=sys.stderr)
+        advice = MEMORY_ADVICE.get(prog, "the weights do not fit in this machine's memory")
+        print(f"{prog}: error: out of memory; {advice}", file=sys.stderr)
         return 2
     except Exception:
         traceback.print_exc()

@@ -342,3 +342,19 @@ def test_ctrl_c_or_sigterm_during_evaluate_or_predict_is_one_line(trained, tmp_p
     _, err = process.communicate(timeout=600)
     assert process.returncode == code and said in err and "Traceback" not in err, err
     assert not (tmp_path / "s.json").exists() and not list(tmp_path.glob("o/*"))
+
+
+def test_running_out_of_memory_in_predict_advises_predicts_own_options(trained, tmp_path, monkeypatch, capsys):
+    import minifcn.predict
+    from minifcn.cli import run
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 6.00 GiB for an array")
+
+    monkeypatch.setattr(minifcn.predict, "predict_labels", out_of_memory)
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    code = run(minifcn.predict.main, [str(image), "--weights", str(trained), "--out", str(tmp_path / "o"),
+                                      "--no-progress"], minifcn.predict.PROG)
+    err = capsys.readouterr().err
+    assert code == 2 and "try a smaller --tile-size" in err and "--crop-size" not in err, err
