@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import DataError
 from .paired_files import PairedFileDataset, require_dir, require_files
+from .validation import read_text
 
 # Used when classes.txt is absent: the SegNet tutorial's classes, colours and class_weighting.
 BUILTIN_CLASSES = [
@@ -55,7 +56,7 @@ def read_classes(path):
     if not path.exists():
         return list(BUILTIN_CLASSES), (VOID_LABEL,)
     classes, void_labels = {}, []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -88,7 +89,7 @@ def _find_pairs(root, split):
     list_file = root / f"{split}.txt"
     if list_file.exists():
         image_paths, label_paths = [], []
-        for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        for number, line in enumerate(read_text(list_file).splitlines(), start=1):
             fields = line.split()
             if not fields:
                 continue

@@ -15,6 +15,7 @@ from .errors import DataError
 from .image_io import read_label
 from .palette import voc_colormap
 from .paired_files import PairedFileDataset, require_dir, require_files
+from .validation import read_text
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IGNORE_INDEX = 255
@@ -80,7 +81,7 @@ def _read_class_names(path):
     path = Path(path)
     if not path.is_file():
         return None
-    names = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    names = [line.split("#", 1)[0].strip() for line in read_text(path).splitlines()]
     names = [name for name in names if name]
     if not names:
         raise DataError(f"{path}: lists no class names")

@@ -27,3 +27,12 @@ def check_labels(label, num_classes, ignore_index, source):
             f"{source}: label values {shown} are out of range: expected 0..{num_classes - 1} "
             f"or {ignore_index} (ignored)"
         )
+
+
+def read_text(path):
+    """The text of a dataset's list or class file, read as UTF-8; DataError naming the file if it is not
+    (a file saved as Latin-1, say), rather than a UnicodeDecodeError from deep inside the reader."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") from None

@@ -13,6 +13,7 @@ a folder holding ``VOCdevkit/VOC2012``.
 from .errors import DataError
 from .palette import voc_colormap
 from .paired_files import PairedFileDataset, require_dir, require_files
+from .validation import read_text
 
 CLASS_NAMES = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -29,7 +30,7 @@ class VOC(PairedFileDataset):
         list_file = root / "ImageSets" / "Segmentation" / f"{split}.txt"
         if not list_file.is_file():
             raise DataError(f"{list_file}: VOC split {split!r} not found")
-        ids = [line.split()[0] for line in list_file.read_text().splitlines() if line.strip()]
+        ids = [line.split()[0] for line in read_text(list_file).splitlines() if line.strip()]
         if not ids:
             raise DataError(f"{list_file}: split {split!r} lists no images")
         image_paths = [root / "JPEGImages" / f"{i}.jpg" for i in ids]
