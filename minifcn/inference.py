@@ -148,19 +148,19 @@ def expected_shapes(metadata):
                                     or fc_channels < 1):
         raise ValueError(f"options.fc_channels must be a positive integer, got {fc_channels!r}")
     arch, num_classes = metadata.get("arch"), metadata.get("num_classes")
-    # Count before computing: the shapes of a forged network are cheap, but its size is what matters.
-    trunk = 15_000_000 * width * width
-    head = (fc_channels or 0) * (512 * width * 49 + (fc_channels or 0) + (num_classes or 0))
-    upsampling = (num_classes or 0) ** 2 * 16 * 16 * 3
-    if trunk + head + upsampling > MAX_PARAMETERS:
-        raise ValueError(f"its options (width {width}, fc_channels {fc_channels}, {num_classes} classes) describe "
-                         f"a network of about {math.ceil(trunk + head + upsampling):,} parameters, more than the "
-                         f"{MAX_PARAMETERS:,} minifcn builds: refused before building it")
     if arch == "vgg16":
-        return vgg16_shapes(width, fc_channels)
-    if fc_channels is None:
+        shapes = vgg16_shapes(width, fc_channels)
+    elif fc_channels is None:
         raise ValueError(f"options.fc_channels is required for arch {arch}")
-    return fcn_shapes(arch, num_classes, width, fc_channels)
+    else:
+        shapes = fcn_shapes(arch, num_classes, width, fc_channels)
+    # The shapes are a few dozen tuples, whatever they describe; the network's size is what matters.
+    parameters = sum(math.prod(shape) for shape in shapes.values())
+    if parameters > MAX_PARAMETERS:
+        raise ValueError(f"its options (width {width}, fc_channels {fc_channels}, {num_classes} classes) describe "
+                         f"a network of {parameters:,} parameters, more than the {MAX_PARAMETERS:,} minifcn "
+                         f"builds: refused before building it")
+    return shapes
 
 
 def load_trained_model(path, device="cpu"):
