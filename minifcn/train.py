@@ -164,7 +164,8 @@ def train(argv, held):
     if args.resume:
         run_dir = Path(args.resume)
         read_config(run_dir)  # a folder that is no run is refused before a lock file is put in it
-        refused = sorted(given_options(argv) - RESUME_OPTIONS)
+        given = given_options(argv)
+        refused = sorted(given - RESUME_OPTIONS)
         if refused:
             raise UsageError(f"--resume continues the run as its config.json says: --{refused[0].replace('_', '-')} "
                              f"cannot be changed (only --epochs, --time-limit and --no-progress go with --resume)")
@@ -173,7 +174,7 @@ def train(argv, held):
         config = read_config(run_dir)
         resolve_device(config.device)
         saved_epochs = config.epochs
-        if "epochs" in given_options(argv) and args.epochs != config.epochs:
+        if "epochs" in given and args.epochs != config.epochs:
             config.epochs = extended_epochs(config, args.epochs)
         trainer = build_trainer(config, run_dir, resume=True, progress=progress, time_limit=time_limit)
         done = trainer.state.epoch + (1 if trainer.state.batch_in_epoch else 0)

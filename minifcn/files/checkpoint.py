@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .atomic import atomic_write
-from minifcn.backend import to_numpy
-from minifcn.data.transforms import (  # noqa: F401  (re-exported: checkpoints name them)
+from ..backend import to_numpy
+from ..data.transforms import (  # noqa: F401  (re-exported: checkpoints name them)
     PREPROCESSING_CAFFE_FCN,
     PREPROCESSING_CAFFE_VGG16,
     PREPROCESSING_TORCHVISION,
 )
+from .atomic import atomic_write
 from .zip_archive import is_zip_archive
 
 FORMAT = "minifcn-checkpoint"
