@@ -1,11 +1,12 @@
 """Dropout as in Caffe: drop single elements with probability p, scale the kept ones by 1 / (1 - p).
 
-Scaling at training time ("inverted dropout") makes evaluation the identity. On the CPU the mask is
-drawn from a NumPy generator (``dropout_mask``). On a GPU it is drawn on the device
-(``device_dropout_mask``) from a CuPy generator, in one draw and one fused kernel: copying a host mask
-as large as fc6's output to the device every step would cost more than the layer. NumPy and CuPy give
-different streams for one seed, so a GPU run drops other elements than a CPU run; what stays equal
-(and tested) is the rule: the same rate, the same scaling, the same mask in forward and backward.
+Scaling at training time ("inverted dropout") makes evaluation the identity. The mask is drawn from
+a NumPy generator on the host (``dropout_mask``) and moved to the data's device, so a CPU run and a GPU
+run with the same seed drop the same elements. A GPU run may instead draw it on the device
+(``device_dropout_mask``, ``Dropout(device_masks=True)``) from a CuPy generator, in one draw and one
+fused kernel, which saves copying a mask as large as fc6's output every step; NumPy and CuPy give
+different streams for one seed, so such a run drops other elements than a CPU run, and what stays
+equal (and tested) is the rule: the same rate, the same scaling, the same mask in forward and backward.
 """
 
 import numpy as np
