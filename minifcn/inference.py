@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .backend import get_array_module, to_device, to_numpy
 from .data.transforms import normalize
 from .layers import SoftmaxCrossEntropy
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, scores_from_matrix
 
 
 def predict_scores(model, images, device):
@@ -68,7 +68,7 @@ def predict_labels(model, image, preprocessing, device, tile_size=TILE_SIZE, mar
 
 
 def evaluate_model(model, loader, num_classes, ignore_index, device, class_weights=None, normalize_loss=True,
-                   progress=True, description="evaluate", tile_size=None, margin=TILE_MARGIN):
+                   progress=True, description="evaluate", tile_size=None, margin=TILE_MARGIN, combine=None):
     """Run ``model`` in eval mode over ``loader``; return ``(scores, mean loss)``.
 
     ``scores`` is ``ConfusionMatrix.scores()``: pixel accuracy, mean accuracy, mean IoU,
@@ -76,6 +76,10 @@ def evaluate_model(model, loader, num_classes, ignore_index, device, class_weigh
     ``tile_size``, batches larger than that on a side are scored in overlapping tiles as
     ``predict_labels`` does (memory bounded by one tile); such a batch's loss is the mean of its tiles'
     losses weighted by their labelled pixels (with ``normalize_loss``; their sum otherwise).
+
+    ``combine(matrix, loss, batches)``, where ``loader`` holds one process's share of a distributed
+    evaluation, returns the (K, K) confusion counts, summed batch losses and batch count added up
+    over every process, which the scores are computed from.
     """
     was_training = model.training
     model.eval()
@@ -99,6 +103,10 @@ def evaluate_model(model, loader, num_classes, ignore_index, device, class_weigh
     finally:
         if was_training:
             model.train()
+    if combine is not None:
+        summed = 0.0 if total_loss is None else float(to_numpy(total_loss))
+        matrix, summed, batches = combine(confusion.to_numpy(), summed, batches)
+        return scores_from_matrix(matrix), summed / batches if batches else float("nan")
     if batches == 0:
         return confusion.scores(), float("nan")
     xp = get_array_module(total_loss)

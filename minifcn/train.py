@@ -8,21 +8,31 @@ minutes, no download needed. Everything the run produces goes to a new run direc
     best.npz, last.npz     checkpoints (best validation mean IoU; latest), minifcn format
     learning_curves.png    loss and validation mean IoU against iterations
     predictions.png        image / ground truth / prediction for a few validation images
+
+``mpiexec -n N python -m minifcn.train ...`` trains one model over N processes, on one machine or
+several (``training.distributed``): ``--batch-size`` stays the global batch, the root process (rank
+0) alone writes the run directory and prints.
 """
 
 import argparse
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
+from threadpoolctl import ThreadpoolController
+
 from .backend import is_out_of_memory
-from .cli import DefaultsHelpFormatter, UsageError, resolve_device, run
+from .cli import DefaultsHelpFormatter, Terminated, UsageError, one_line, resolve_device, run, user_errors
 from .data_parallel import available_cores
 from .training import (NonFiniteLoss, TrainingConfig, TrainingInterrupted, build_trainer,
                        lock_run_directory, read_config, resume_command)
+from .training.distributed import (PeerFailed, SingleProcess, agree_on_failure, default_threads, detect_world,
+                                   rank_device, weights_checksum)
 
 PROG = "python -m minifcn.train"
 # The reference's recipe, for real data (usually fine-tuning VGG16 weights given with --init); the
@@ -76,7 +86,8 @@ def build_parser():
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training set")
-    optim.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step")
+    optim.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                       help="images per step (under mpiexec, of all processes together)")
     optim.add_argument("--optimizer", choices=["sgd", "adam"], default=None,
                        help="sgd: momentum SGD as the reference; adam: learns faster from scratch. "
                             "Default adam on synthetic data, sgd otherwise")
@@ -98,8 +109,9 @@ def build_parser():
     run_group.add_argument("--threads", type=int, default=None,
                            help="on the CPU, split each batch over this many threads, one core and one part "
                                 "of the batch each; each thread past the first holds its own copy of the "
-                                "gradients (default: every core this process may use; the count is saved, so "
-                                "--resume keeps it)")
+                                "gradients (default: every core this process may use, shared among the "
+                                "processes of an mpiexec run on one machine; the count is saved, so --resume "
+                                "keeps it)")
     run_group.add_argument("--seed", type=int, default=defaults.seed)
     run_group.add_argument("--out", default=None, help="run directory (default: runs/<date>-<time>-<arch>)")
     run_group.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
@@ -116,8 +128,10 @@ def build_parser():
     return parser
 
 
-def config_from_args(args):
-    """A TrainingConfig from parsed arguments, with the data-dependent defaults filled in."""
+def config_from_args(args, world=None):
+    """A TrainingConfig from parsed arguments, with the data-dependent defaults filled in (``--threads``
+    from the cores this process may use, shared among the processes of ``world`` on its machine)."""
+    world = world or SingleProcess()
     synthetic = args.data == "synthetic"
     values = {key: value for key, value in vars(args).items() if key in TrainingConfig.__dataclass_fields__}
     values["width"] = args.width if args.width is not None else (0.25 if synthetic else 1.0)
@@ -129,7 +143,7 @@ def config_from_args(args):
     values["lr"] = args.lr if args.lr is not None else (SGD_LR if sgd else TrainingConfig.lr)
     values["weight_decay"] = args.weight_decay if args.weight_decay is not None else (SGD_WEIGHT_DECAY if sgd else 0.0)
     values["scale"] = tuple(args.scale) if args.scale else None
-    values["threads"] = args.threads if args.threads is not None else available_cores()
+    values["threads"] = args.threads if args.threads is not None else default_threads(available_cores(), world)
     values["synthetic_size"] = tuple(args.synthetic_size)
     return TrainingConfig(**values)
 
@@ -151,13 +165,71 @@ def given_options(argv):
 
 
 def main(argv=None):
-    with contextlib.ExitStack() as held:  # the run directory's lock, released when training ends
-        return train(argv, held)
+    world = detect_world()
+    if world.size == 1:
+        with contextlib.ExitStack() as held:  # the run directory's lock, released when training ends
+            return train(argv, held)
+    return main_distributed(argv, world)
 
 
-def train(argv, held):
-    """``main``'s work; the run directory's lock goes onto ``held`` (a contextlib.ExitStack)."""
-    args = build_parser().parse_args(argv)
+def main_distributed(argv, world):
+    """``main`` in one of the processes of an ``mpiexec`` run. The root alone prints (the others'
+    standard output goes nowhere; their errors still show). Start-up failures are agreed on by every
+    process (``distributed.agree_on_failure``); after it, ``fit`` ends every process the same way."""
+    if not world.is_root:
+        sys.stdout = open(os.devnull, "w")
+    try:
+        with contextlib.ExitStack() as held:
+            return train(argv, held, world)
+    except PeerFailed as failure:
+        return failure.code
+
+
+def exit_code_of(error):
+    """The exit code ``run`` gives an exception raised during start-up (see ``cli``)."""
+    if isinstance(error, SystemExit):
+        return error.code if isinstance(error.code, int) else 2
+    if isinstance(error, PeerFailed):
+        return error.code
+    if isinstance(error, (user_errors(), UnicodeDecodeError, MemoryError)):
+        return 2
+    if isinstance(error, KeyboardInterrupt):
+        return 130
+    if isinstance(error, Terminated):
+        return 143
+    return 1
+
+
+def train(argv, held, world=None):
+    """``main``'s work; the run directory's lock goes onto ``held`` (a contextlib.ExitStack). ``world``:
+    the processes of a distributed run (default: this one alone)."""
+    world = world or SingleProcess()
+    with agree_on_failure(world, exit_code_of):
+        # Every process parses the same options; the root alone says what is wrong with them.
+        with contextlib.redirect_stderr(sys.stderr if world.is_root else open(os.devnull, "w")):
+            args = build_parser().parse_args(argv)
+        trainer, config = prepare(args, argv, held, world)
+    with agree_on_failure(world, exit_code_of):  # every process has what it needs: the root writes
+        if world.is_root and not args.resume:
+            held.enter_context(lock_run_directory(trainer.run.path))
+            if args.overwrite:
+                trainer.run.clear()  # the old run's checkpoints go before the new run writes anything
+            trainer.run.create()
+        if world.size > 1 and not world.same_everywhere(weights_checksum(trainer.model)):
+            raise UsageError(f"the {world.size} processes built different weights (different --init files, "
+                             f"checkpoints or minifcn versions on their machines?)")
+    print(describe(config, trainer, world), flush=True)
+    if world.size == 1:
+        return fit(trainer, config)
+    # Each process has its share of the machine's cores (--threads); the model itself must not take
+    # every core for its matrix products as it may alone (DataParallel limits them only when it splits).
+    with ThreadpoolController().limit(limits=config.threads, user_api="blas"):
+        return fit(trainer, config, world)
+
+
+def prepare(args, argv, held, world):
+    """``(trainer, config)`` for the parsed options ``args``; nothing written yet but, on --resume, the
+    lock (the root's) and a config.json whose --epochs was extended."""
     if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit >= 0):
         raise UsageError(f"--time-limit must be 0 or more minutes (0: stop after one step), got {args.time_limit}")
     progress, time_limit = not args.no_progress, None if args.time_limit is None else args.time_limit * 60.0
@@ -169,14 +241,18 @@ def train(argv, held):
         if refused:
             raise UsageError(f"--resume continues the run as its config.json says: --{refused[0].replace('_', '-')} "
                              f"cannot be changed (only --epochs, --time-limit and --no-progress go with --resume)")
-        # Held from before anything in the directory is read or cleaned until the process ends.
-        held.enter_context(lock_run_directory(run_dir))
+        # Held from before anything in the directory is read or cleaned until the process ends (by
+        # the root alone in a distributed run: the others only read).
+        if world.is_root:
+            held.enter_context(lock_run_directory(run_dir))
         config = read_config(run_dir)
-        resolve_device(config.device)
+        check_world(config, world)
+        rank_device(resolve_device(config.device), world)
         saved_epochs = config.epochs
         if "epochs" in given and args.epochs != config.epochs:
             config.epochs = extended_epochs(config, args.epochs)
-        trainer = build_trainer(config, run_dir, resume=True, progress=progress, time_limit=time_limit)
+        trainer = build_trainer(config, run_dir, resume=True, progress=progress, time_limit=time_limit,
+                                world=world)
         done = trainer.state.epoch + (1 if trainer.state.batch_in_epoch else 0)
         if config.epochs < done:
             raise UsageError(f"--epochs {config.epochs}: the run in {run_dir} has already reached epoch {done}")
@@ -189,23 +265,30 @@ def train(argv, held):
         else:  # stopped before its first checkpoint: nothing to continue from
             print(f"{run_dir} has no checkpoint yet: starting its run from the beginning", flush=True)
     else:
-        config = config_from_args(args)
+        config = config_from_args(args, world)
         config.validate()
-        config.device = resolve_device(config.device)
+        check_world(config, world)
+        config.device = rank_device(resolve_device(config.device), world)
         run_dir = Path(args.out) if args.out else default_run_dir(config.arch)
+        if world.size > 1 and not args.out:
+            # The processes would each name a run directory after their own clock.
+            raise UsageError(f"under mpiexec, name the run directory with --out (on a file system every "
+                             f"machine sees, for --resume)")
         if run_dir.exists() and not run_dir.is_dir():
             raise UsageError(f"--out {run_dir} is a file, not a folder; choose another --out")
-        if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
+        if world.is_root and run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
             raise UsageError(f"{run_dir} exists and is not empty; choose another --out, add --overwrite, "
                              f"or --resume {run_dir}")
         # Open the data and build the model before creating anything, so bad input leaves no debris.
-        trainer = build_trainer(config, run_dir, progress=progress, time_limit=time_limit)
-        held.enter_context(lock_run_directory(run_dir))
-        if args.overwrite:
-            trainer.run.clear()  # the old run's checkpoints go before the new run writes anything
-        trainer.run.create()
-    print(describe(config, trainer), flush=True)
-    return fit(trainer, config)
+        trainer = build_trainer(config, run_dir, progress=progress, time_limit=time_limit, world=world)
+    return trainer, config
+
+
+def check_world(config, world):
+    """UsageError where the processes cannot share the global batch: each needs an image of it."""
+    if config.batch_size < world.size:
+        raise UsageError(f"--batch-size {config.batch_size} is the batch of all {world.size} processes together: "
+                         f"it must be at least {world.size}, one image for each")
 
 
 def extended_epochs(config, epochs):
@@ -221,38 +304,70 @@ def extended_epochs(config, epochs):
     return epochs
 
 
-def describe(config, trainer):
+def describe(config, trainer, world=None):
     """The line that opens a run: what is trained on what, where, from which weights."""
     train_set, val_set = trainer.train_loader.dataset, trainer.val_loader.dataset
+    where = config.device
+    if world is not None and world.size > 1:
+        transport = type(trainer.allreduce).__name__
+        where = (f"{world.size} processes on {config.device} ({config.threads} thread(s) each), global batch "
+                 f"{config.batch_size}, gradients summed by {transport}")
     return (f"training {config.arch} (width {config.width}, fc {config.fc_channels}, {config.geometry} geometry) "
             f"on {config.data}: {len(train_set)} train / {len(val_set)} val images, "
-            f"{train_set.num_classes} classes, {config.device}; {trainer.run.source}; run directory {trainer.run.path}")
+            f"{train_set.num_classes} classes, {where}; {trainer.run.source}; run directory {trainer.run.path}")
 
 
-def fit(trainer, config):
+def fit(trainer, config, world=None):
     """Run ``trainer.fit()``; return the exit code, saying on stderr how a run that stopped early ended
     and how to continue it: 0 done (or stopped by --time-limit), 130 Ctrl-C, 143 SIGTERM, 1 a loss gone
-    NaN, 2 out of memory."""
+    NaN, 2 out of memory.
+
+    In a distributed run (``world``) the root alone reports the outcomes every process shares (done,
+    stopped, a loss gone NaN); anything that ended this process alone ends them all (``abort``), since
+    the others would wait for it forever."""
+    world = world or SingleProcess()
+    if world.size == 1:
+        return outcome(trainer, config, world)[0]
+    try:
+        code, shared = outcome(trainer, config, world)
+    except BaseException as error:  # noqa: BLE001 - whatever ended this process must end the others
+        if isinstance(error, user_errors()):
+            print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
+        elif isinstance(error, Exception):
+            traceback.print_exc()
+        world.abort(exit_code_of(error))
+        raise
+    if not shared:
+        world.abort(code)
+    return code
+
+
+def outcome(trainer, config, world):
+    """``(exit code, shared)`` of ``trainer.fit()``, reported as ``fit`` says; ``shared`` is False
+    where the outcome is this process's alone (a second Ctrl-C, memory running out)."""
     run_dir = trainer.run.path
+    report = world.is_root
     try:
         trainer.fit()
     except TrainingInterrupted as interruption:
-        print(f"{interruption}; resume with: {resume_command(run_dir)}", file=sys.stderr)
+        if report:
+            print(f"{interruption}; resume with: {resume_command(run_dir)}", file=sys.stderr)
         # 128 + the signal's number, as a shell reports a process the signal ended: a scheduler that
         # sent SIGTERM sees 143, an interactive Ctrl-C gives 130.
-        return 143 if interruption.signum == signal.SIGTERM else 130
+        return (143 if interruption.signum == signal.SIGTERM else 130), True
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's handler: nothing half done is saved
         print(f"\ninterrupted; the last checkpoint in {run_dir} is kept; resume with: {resume_command(run_dir)}",
               file=sys.stderr)
-        return 130
+        return 130, False
     except NonFiniteLoss as error:
         hint = "the learning rate is probably too high (try --lr %.2g)" % (config.lr / 10)
         if not config.loss_normalize:
             hint += ", or the summed loss (--no-loss-normalize) needs a far smaller --lr"
         kept = (f"the last good checkpoint, {run_dir / 'last.npz'}, is kept" if trainer.run.has_checkpoint()
                 else "no checkpoint had been written yet")
-        print(f"error: {error}: {hint}; {kept}", file=sys.stderr)
-        return 1
+        if report:
+            print(f"error: {error}: {hint}; {kept}", file=sys.stderr)
+        return 1, True
     except Exception as error:
         if not is_out_of_memory(error):
             raise
@@ -264,8 +379,8 @@ def fit(trainer, config):
         print(f"error: out of memory on {config.device} at iteration {trainer.state.iteration + 1} "
               f"(batch {config.batch_size}, crop {config.crop_size or 'whole images'}): try a smaller "
               f"--batch-size or --crop-size; {kept}", file=sys.stderr)
-        return 2
-    return 0
+        return 2, False
+    return 0, True
 
 
 if __name__ == "__main__":

@@ -28,10 +28,13 @@ class StopAtStepBoundary:
     """``with StopAtStepBoundary() as stop:`` ... ``stop.check()`` after every step.
 
     Outside the main thread signals cannot be handled; there Ctrl-C and SIGTERM keep their usual effect.
+    ``announce`` False keeps the first signal's message to itself (the processes of a distributed run
+    other than the root: ``mpiexec`` hands a Ctrl-C to every one of them, and one message is enough).
     """
 
-    def __init__(self):
+    def __init__(self, announce=True):
         self.requested = None  # the signal number that asked to stop, None until one did
+        self.announce = announce
         self._previous_handlers = {}
 
     def __enter__(self):
@@ -56,5 +59,6 @@ class StopAtStepBoundary:
         if self.requested is not None:
             raise KeyboardInterrupt  # asked again: stop now, keeping only what is already on disk
         self.requested = signum
-        print(f"\n{STOP_SIGNALS[signum]}: stopping after the current step (again to quit without saving it)",
-              file=sys.stderr, flush=True)
+        if self.announce:
+            print(f"\n{STOP_SIGNALS[signum]}: stopping after the current step (again to quit without saving it)",
+                  file=sys.stderr, flush=True)

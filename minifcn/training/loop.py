@@ -6,13 +6,17 @@ rate schedule, and the run directory where it saves checkpoints, the log and the
 """
 
 import math
+import signal
 import time
 
 import numpy as np
 from tqdm import tqdm
 
+
 from ..backend import to_device, to_numpy
 from ..inference import evaluate_model
+from .allreduce import flag_values, flags_from, labelled_weight
+from .distributed import SingleProcess, rank_dropout_stream, weights_checksum
 from .errors import NonFiniteLoss, TrainingInterrupted
 from .interrupt import StopAtStepBoundary, StopRequested
 from .state import TrainingState
@@ -33,10 +37,15 @@ class Trainer:
     IoU improved) and last.npz are saved. ``state`` (a TrainingState) is where the run stands, restored
     from last.npz to resume. ``time_limit`` (seconds of training, counting the time before a resume)
     stops the run, saving last.npz, for it to be resumed later.
+
+    Distributed over the ranks of ``world`` (see ``training.distributed``), each rank's loaders yield
+    its share of the batches, ``allreduce`` (a GradientAllReduce) sums the gradients after each
+    backward, and the ranks agree on when to stop; only the root's ``run`` writes anything.
     """
 
     def __init__(self, model, loss_layer, optimizer, train_loader, val_loader, schedule, run, epochs,
-                 device="cpu", eval_every=1, state=None, progress=True, time_limit=None):
+                 device="cpu", eval_every=1, state=None, progress=True, time_limit=None, world=None,
+                 allreduce=None):
         self.model = model
         self.loss_layer = loss_layer
         self.optimizer = optimizer
@@ -50,7 +59,9 @@ class Trainer:
         self.state = state or TrainingState()
         self.progress = progress
         self.time_limit = time_limit
-        self.stop = StopAtStepBoundary()
+        self.world = world or SingleProcess()
+        self.allreduce = allreduce
+        self.stop = StopAtStepBoundary(announce=self.world.is_root)
         # The training loss summed on the device since the last validation (the log's train_loss).
         self._loss_since_validation, self._steps_since_validation = None, 0
 
@@ -75,11 +86,13 @@ class Trainer:
                         self.validate()
                     else:
                         self.run.save_checkpoint("last.npz", state)
-                    if self.time_limit is not None and state.seconds >= self.time_limit and not finished:
+                    # Each rank reads its own clock: the ranks agree, or one would wait for the others.
+                    if self.time_limit is not None and self.world.any(
+                            state.seconds >= self.time_limit and not finished):
                         print(f"time limit reached after epoch {state.epoch}; continue with: "
                               f"{self.run.resume_command()}", flush=True)
                         return False
-                    self.stop.check()
+                    self._stop_if_asked()
             except StopRequested as stop:  # at a step boundary: the state in memory is whole, save it
                 state.seconds = time.perf_counter() - started
                 self.run.save_checkpoint("last.npz", state)
@@ -105,11 +118,10 @@ class Trainer:
         with bar:
             for images, labels in self.train_loader.iterate(start=state.batch_in_epoch):
                 lr = self.schedule(state.iteration)
-                x, y = to_device(images, self.device), to_device(labels, self.device)
-                self.model.zero_grad()
-                scores = self.model.forward(x)
-                loss = self.loss_layer.forward(scores, y)
-                self.model.backward(self.loss_layer.backward())
+                if self.allreduce is None:
+                    loss, agreed = self._step(images, labels), None
+                else:
+                    loss, agreed = self._distributed_step(images, labels, started)
                 # Reading the loss costs nothing on the CPU; on a GPU it is read every PROGRESS_REFRESH steps.
                 if self.device == "cpu" and not np.isfinite(loss):
                     raise NonFiniteLoss(state.iteration, float(loss))
@@ -120,18 +132,65 @@ class Trainer:
                 state.iteration += 1
                 state.batch_in_epoch += 1
                 bar.update(1)
-                self.stop.check()
+                self._stop_if_asked(agreed)
                 if running_count == PROGRESS_REFRESH or state.batch_in_epoch == batches:
                     mean = float(to_numpy(running)) / running_count
                     if not math.isfinite(mean):
                         raise NonFiniteLoss(state.iteration, mean)
                     bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.2e}")
                     running, running_count = None, 0
-                if self.time_limit is not None and time.perf_counter() - started >= self.time_limit:
-                    if state.batch_in_epoch < batches:
-                        return
+                if agreed is not None:
+                    time_up = agreed["time_up"] > 0
+                else:
+                    time_up = self.time_limit is not None and time.perf_counter() - started >= self.time_limit
+                if time_up and state.batch_in_epoch < batches:
+                    return
         state.epoch += 1
         state.batch_in_epoch = 0
+
+    def _step(self, images, labels):
+        """Forward and backward on a batch; the loss (0-d, on the device). Gradients in the parameters."""
+        x, y = to_device(images, self.device), to_device(labels, self.device)
+        self.model.zero_grad()
+        scores = self.model.forward(x)
+        loss = self.loss_layer.forward(scores, y)
+        self.model.backward(self.loss_layer.backward())
+        return loss
+
+    def _distributed_step(self, images, labels, started):
+        """``_step`` on this rank's part of the batch (images None: it has none), then the gradients
+        and the loss summed over the ranks. Returns the global batch's loss and the agreed stop flags
+        (FLAGS -> how many ranks set it)."""
+        # The model inside a DataParallel holds the dropout stream.
+        network = getattr(self.model, "model", self.model)
+        with rank_dropout_stream(network, self.world):  # every rank draws, even with nothing to compute
+            if images is None:
+                self.model.zero_grad()
+                loss, weight = 0.0, labelled_weight(np.zeros((0,), np.int32), self.loss_layer)
+            else:
+                loss, weight = self._step(images, labels), labelled_weight(labels, self.loss_layer)
+        flags = self._local_flags()
+        flags["time_up"] = self.time_limit is not None and time.perf_counter() - started >= self.time_limit
+        reduced = self.allreduce.reduce(loss, weight, flags)
+        return reduced.loss, reduced.flags
+
+    def _local_flags(self):
+        requested = self.stop.requested
+        return {"sigint": requested == signal.SIGINT, "sigterm": requested == signal.SIGTERM, "time_up": False}
+
+    def _stop_if_asked(self, agreed=None):
+        """Raise StopRequested if Ctrl-C or SIGTERM asked to stop: this process's request alone, or in a
+        distributed run any rank's, agreed in the step's all-reduce (``agreed``) or, between epochs,
+        in a call of its own."""
+        if self.world.size == 1:
+            self.stop.check()
+            return
+        if agreed is None:
+            agreed = flags_from(self.world.sum(np.array(flag_values(self._local_flags()), np.float32)))
+        if agreed["sigterm"]:
+            raise StopRequested(signal.SIGTERM)
+        if agreed["sigint"]:
+            raise StopRequested(signal.SIGINT)
 
     def _add_to_training_loss(self, loss):
         total = self._loss_since_validation
@@ -143,9 +202,16 @@ class Trainer:
         last.npz, and the learning curves."""
         state = self.state
         loss_layer = self.loss_layer
+        combine = None if self.world.size == 1 else self._combine_evaluations
         scores, val_loss = evaluate_model(self.model, self.val_loader, self.val_loader.num_classes,
                                           loss_layer.ignore_index, self.device, loss_layer.class_weights,
-                                          loss_layer.normalize, progress=self.progress, description="validate")
+                                          loss_layer.normalize, progress=self.progress, description="validate",
+                                          combine=combine)
+        if self.world.size > 1 and not self.world.same_everywhere(weights_checksum(self.model)):
+            # Every rank applies the same summed gradients to the same weights, so this is a bug or
+            # machines that round differently; the root's weights are the ones saved.
+            print(f"warning: at iteration {state.iteration} the processes' weights differ; the root's are saved",
+                  flush=True)
         train_loss = float("nan")
         if self._loss_since_validation is not None:
             train_loss = float(to_numpy(self._loss_since_validation)) / self._steps_since_validation
@@ -165,6 +231,13 @@ class Trainer:
             self.run.save_checkpoint("best.npz", state)
         self.run.save_checkpoint("last.npz", state)
         self.run.save_learning_curves(state.rows)
+
+
+    def _combine_evaluations(self, matrix, loss, batches):
+        """The confusion matrix (K, K), summed per-batch losses and batch count of every rank's share of
+        the validation set, added up in one call (float64 holds pixel counts exactly up to 2**53)."""
+        totals = self.world.sum(np.concatenate([matrix.ravel().astype(np.float64), [loss, batches]]))
+        return totals[:-2].reshape(matrix.shape).astype(np.int64), float(totals[-2]), int(totals[-1])
 
 
 def duration(seconds):

@@ -245,3 +245,32 @@ class RunDirectory:
         if images:
             save_prediction_grid(images, truths, predictions, self.class_names, self.class_colors,
                                  self.path / "predictions.png", dataset.ignore_index)
+
+
+class ReadOnlyRunDirectory(RunDirectory):
+    """The run directory as the processes of a distributed run other than the root see it: they read
+    last.npz to resume (``restore``) and write nothing, so that one process writes each file."""
+
+    def create(self):
+        pass
+
+    def write_config(self):
+        pass
+
+    def clear(self):
+        pass
+
+    def save_checkpoint(self, name, state):
+        pass
+
+    def remove_leftover_temporaries(self):
+        pass
+
+    def write_log(self, rows):
+        pass
+
+    def save_learning_curves(self, rows):
+        pass
+
+    def save_predictions(self, dataset, device, count=4):
+        pass
