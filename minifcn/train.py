@@ -30,7 +30,7 @@ from .backend import is_out_of_memory
 from .cli import DefaultsHelpFormatter, Terminated, UsageError, one_line, resolve_device, run, user_errors
 from .data_parallel import available_cores
 from .training import (NonFiniteLoss, TrainingConfig, TrainingInterrupted, build_trainer,
-                       lock_run_directory, read_config, resume_command)
+                       lock_run_directory, read_config)
 from .training.distributed import (PeerFailed, SingleProcess, agree_on_failure, default_threads, detect_world,
                                    rank_device, weights_checksum)
 
@@ -351,13 +351,13 @@ def outcome(trainer, config, world):
         trainer.fit()
     except TrainingInterrupted as interruption:
         if report:
-            print(f"{interruption}; resume with: {resume_command(run_dir)}", file=sys.stderr)
+            print(f"{interruption}; resume with: {trainer.run.resume_command()}", file=sys.stderr)
         # 128 + the signal's number, as a shell reports a process the signal ended: a scheduler that
         # sent SIGTERM sees 143, an interactive Ctrl-C gives 130.
         return (143 if interruption.signum == signal.SIGTERM else 130), True
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the trainer's handler: nothing half done is saved
-        print(f"\ninterrupted; the last checkpoint in {run_dir} is kept; resume with: {resume_command(run_dir)}",
-              file=sys.stderr)
+        print(f"\ninterrupted; the last checkpoint in {run_dir} is kept; resume with: "
+              f"{trainer.run.resume_command()}", file=sys.stderr)
         return 130, False
     except NonFiniteLoss as error:
         hint = "the learning rate is probably too high (try --lr %.2g)" % (config.lr / 10)

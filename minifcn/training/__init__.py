@@ -9,6 +9,9 @@
     run_directory.py    the run's files: config.json, log.csv, best/last checkpoints, figures, resume, lock
     interrupt.py        Ctrl-C and SIGTERM: stop at the end of the step under way
     loop.py             Trainer: the loop itself
+    distributed.py      several processes under mpiexec: who they are, how they agree, how they stop
+    sharding.py         which images of each batch every process loads
+    allreduce.py        the gradients summed over the processes, one call a step
     errors.py           what training raises; the command line turns it into messages and exit codes
 """
 

@@ -101,6 +101,7 @@ def build_trainer(config, run_dir, resume=False, progress=True, time_limit=None,
     directory = RunDirectory if world.is_root else ReadOnlyRunDirectory
     run = directory(run_dir, config, model, optimizer, preprocessing, source, train_set.class_names,
                     train_set.class_colors)
+    run.processes = world.size
     state = None
     if resume:
         run.remove_leftover_temporaries()

@@ -110,9 +110,10 @@ def differing_fields(saved, config):
     return sorted(key for key in set(saved) | set(config) if key in saved and key in config and saved[key] != config[key])
 
 
-def resume_command(run_dir):
-    """The command that continues the run in ``run_dir``."""
-    return f"python -m minifcn.train --resume {run_dir}"
+def resume_command(run_dir, processes=1):
+    """The command that continues the run in ``run_dir`` (trained by ``processes`` under mpiexec)."""
+    launcher = f"mpiexec -n {processes} " if processes > 1 else ""
+    return f"{launcher}python -m minifcn.train --resume {run_dir}"
 
 
 class RunDirectory:
@@ -121,7 +122,10 @@ class RunDirectory:
     ``preprocessing`` (dict, see ``data.transforms``) is the input convention the weights expect and
     ``source`` says where they started from; both are saved in every checkpoint (and read back by
     ``restore``). ``class_names`` (K names) and ``class_colors`` (K, 3) uint8 describe the classes.
+    ``processes`` is how many train the run together (under mpiexec), for the resume command.
     """
+
+    processes = 1
 
     def __init__(self, path, config, model, optimizer, preprocessing, source, class_names, class_colors):
         self.path = Path(path)
@@ -134,7 +138,7 @@ class RunDirectory:
         self.class_colors = np.asarray(class_colors)
 
     def resume_command(self):
-        return resume_command(self.path)
+        return resume_command(self.path, self.processes)
 
     def create(self):
         """Make the directory and write config.json."""

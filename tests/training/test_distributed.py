@@ -457,6 +457,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_resumes_exactly(tm
     assert err.count("interrupted by SIGTERM at iteration") == 1 and "Traceback" not in err
     iteration = load_checkpoint(run_dir / "last.npz").metadata["training"]["iteration"]
     assert f"interrupted by SIGTERM at iteration {iteration} " in err and iteration > 8
+    assert f"resume with: mpiexec -n 2 python -m minifcn.train --resume {run_dir}" in err
     code, _, err = finish(mpiexec("--resume", run_dir, "--no-progress"))
     assert code == 0, err
     for name, value in uninterrupted.items():
