@@ -5,6 +5,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..backend import to_device, to_numpy
+from .gradient_buffer import pack_gradients, zero_gradients
 from .parameter import Parameter
 
 
@@ -76,16 +77,18 @@ class Module:
         return self
 
     def to(self, device):
-        """Move every parameter to ``device`` ("cpu", "gpu" or "gpu:N")."""
-        for _, parameter in self.parameters():
+        """Move every parameter to ``device`` ("cpu", "gpu" or "gpu:N"); their gradients then share one
+        buffer, so ``zero_grad`` clears them with one fill."""
+        parameters = [parameter for _, parameter in self.parameters()]
+        for parameter in parameters:
             parameter.to(device)
+        pack_gradients(parameters)
         for module in self.modules():
             module.device = device
         return self
 
     def zero_grad(self):
-        for _, parameter in self.parameters():
-            parameter.zero_grad()
+        zero_gradients([parameter for _, parameter in self.parameters()])
 
     def set_trainable(self, trainable):
         """Let every parameter of the tree learn (True) or freeze it (False)."""
