@@ -1,7 +1,14 @@
 """The rectified linear unit, y = max(x, 0), and its gradient."""
 
-from ..backend import get_array_module
+import numpy as np
+
+from ..backend import elementwise_kernel, get_array_module
 from .validation import require_floating
+
+# Both outputs in one launch on a GPU. y = x * positive, not max(x, 0): CUDA's max drops a NaN, and a
+# NaN must reach the loss so training stops on it (an input of -inf gives NaN here, 0 on the CPU; an
+# infinite activation has already broken the step either way).
+_RELU_KERNEL = ("T x", "T y, bool positive", "positive = x > 0; y = x * positive;", "minifcn_relu")
 
 
 def relu(x):
@@ -9,6 +16,8 @@ def relu(x):
     of the memory of the float output it replaces)."""
     require_floating("input", x)
     xp = get_array_module(x)
+    if xp is not np:
+        return elementwise_kernel(xp, *_RELU_KERNEL)(x)
     positive = x > 0
     return xp.maximum(x, x.dtype.type(0)), positive
 

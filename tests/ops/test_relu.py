@@ -72,3 +72,13 @@ def test_matches_torch(xp, torch):
     ty.backward(torch.from_numpy(dy))
     assert relative_error(y, ty.detach().numpy()) <= 1e-5
     assert relative_error(dx, tx.grad.numpy()) <= 1e-5
+
+
+def test_nan_reaches_the_output_on_every_device(xp):
+    """A NaN input stays NaN (as np.maximum does), so a broken step shows in the loss and the NaN
+    guard stops training; the GPU's one-kernel version must not drop it as CUDA's max would."""
+    x = xp.asarray(np.array([np.nan, -1.0, 0.0, 2.0], np.float32))
+    y, positive = relu(x)
+    y = to_numpy(y)
+    assert np.isnan(y[0]) and (y[1:] == [0.0, 0.0, 2.0]).all()
+    assert to_numpy(positive).tolist() == [False, False, False, True]
