@@ -18,9 +18,15 @@ from collections import namedtuple
 
 import numpy as np
 
-from ...backend import cupyx_or_none, device_of, get_array_module
+from ...backend import cupyx_or_none, device_of, elementwise_kernel, get_array_module
 
 GatheredPoolCache = namedtuple("GatheredPoolCache", "argmax input_shape kernel stride")
+
+# The map row and column of each window's argmax cell, in one launch (the argmax is >= 0, so C's
+# integer / and % are the floor division and remainder).
+_CELL_KERNEL = ("I argmax, int32 kw, int32 first_row, int32 first_col", "int32 rows, int32 cols",
+                "cols = argmax % kw; rows = (argmax - cols) / kw + first_row; cols += first_col;",
+                "minifcn_pool_argmax_cells")
 
 
 @functools.lru_cache(maxsize=128)
@@ -64,10 +70,18 @@ def backward(dy, cache):
     oh, ow = dy.shape[2:]
     _, _, batch, channel, first_row, first_col = _grids(xp, device_of(dy), n, c, cache.kernel, cache.stride,
                                                         (oh, ow))
-    row_in_window = cache.argmax // kw
-    rows = row_in_window + first_row
-    cols = (cache.argmax - row_in_window * kw) + first_col
+    rows, cols = _argmax_cells(cache.argmax, kw, first_row, first_col)
     dx = xp.zeros((n, c, h, w), dtype=dy.dtype)
     scatter_add = np.add.at if xp is np else cupyx_or_none().scatter_add
     scatter_add(dx, (batch, channel, rows, cols), dy)
     return dx
+
+
+def _argmax_cells(argmax, kw, first_row, first_col):
+    """Rows and columns (int32, the shape of ``argmax``) in the map of the cells ``argmax`` points to
+    in windows whose top-left cells are at ``first_row`` (OH, 1) and ``first_col`` (OW,)."""
+    xp = get_array_module(argmax)
+    if xp is not np:
+        return elementwise_kernel(xp, *_CELL_KERNEL)(argmax, kw, first_row, first_col)
+    row_in_window = argmax // kw
+    return row_in_window + first_row, (argmax - row_in_window * kw) + first_col
