@@ -1,4 +1,4 @@
-"""Solutions to the exercises of 10_gpu_with_cupy.ipynb."""
+"""Solutions to the exercises of 12_gpu_with_cupy.ipynb."""
 
 from minifcn.backend import get_array_module
 
