@@ -185,14 +185,15 @@ def agree_on_failure(world, code_of):
         if failure is not None:
             raise failure
         return
-    code = code_of(failure) if failure is not None else 0
-    agreed = world.max(np.array([code, code if world.is_root else 0], np.int64))
+    failed = failure is not None
+    # (any rank failed, the largest exit code, the root failed); exit code 0 is a failure too (--help).
+    agreed = world.max(np.array([failed, code_of(failure) if failed else 0, failed and world.is_root], np.int64))
     if not agreed[0]:
         return
-    if failure is None:
-        raise PeerFailed(int(agreed[0]))
-    if not world.is_root and agreed[1]:
-        raise PeerFailed(int(agreed[0]))  # the root says the same, once
+    if not failed:
+        raise PeerFailed(int(agreed[1]))
+    if not world.is_root and agreed[2]:
+        raise PeerFailed(int(agreed[1]))  # the root says the same, once
     raise failure
 
 

@@ -12,7 +12,6 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-
 from ..backend import to_device, to_numpy
 from ..inference import evaluate_model
 from .allreduce import flag_values, flags_from, labelled_weight

@@ -274,6 +274,8 @@ def test_a_start_up_failure_of_one_rank_stops_every_rank_with_its_code():
     # All failing alike (a bad option): the root alone says it.
     assert failing_phase(2, {0, 1}) == [("raised", "rank 0's data is missing"), ("quiet", 2)]
     assert failing_phase(2, set()) == [("ok", None), ("ok", None)]
+    # Exit code 0 (--help) still ends the phase on every rank.
+    assert failing_phase(2, {0, 1}, code=0) == [("raised", "rank 0's data is missing"), ("quiet", 0)]
 
 
 def test_each_rank_drops_with_its_own_stream_and_the_shared_one_advances_one_draw():
@@ -507,7 +509,8 @@ def test_an_error_on_one_rank_ends_every_rank_at_once(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.parametrize("case", ["rank 1 cannot read its data", "batch smaller than the processes"])
+@pytest.mark.parametrize("case", ["rank 1 cannot read its data", "batch smaller than the processes",
+                                  "an unknown option"])
 def test_a_start_up_failure_is_one_line_exit_2_and_no_run_directory(tmp_path, case):
     patch, args = "", RUN + ["--epochs", "1"]
     if case == "rank 1 cannot read its data":
@@ -515,9 +518,12 @@ def test_a_start_up_failure_is_one_line_exit_2_and_no_run_directory(tmp_path, ca
                  "def fail(config):\n    raise DataError('no data on this machine')\n"
                  "if rank == 1:\n    build.open_splits = fail")
         expected = "error: no data on this machine"
-    else:
+    elif case == "batch smaller than the processes":
         args += ["--batch-size", "1"]
         expected = "--batch-size 1 is the batch of all 2 processes together: it must be at least 2"
+    else:
+        args += ["--bogus"]
+        expected = "unrecognized arguments: --bogus"
     code, _, err = finish(mpiexec(*args, "--out", tmp_path / "run", patch=patch))
     assert code == 2, err
     assert err.count(expected) == 1 and "Traceback" not in err
