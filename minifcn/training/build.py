@@ -9,10 +9,10 @@ from ..data_parallel import DataParallel
 from ..layers import SoftmaxCrossEntropy
 from ..models import build_model
 from ..optim import SGD, Adam
-from .datasets import Subset, open_splits
-from .errors import ConfigError
 from .allreduce import make_allreduce
+from .datasets import Subset, open_splits
 from .distributed import SingleProcess
+from .errors import ConfigError
 from .initial_weights import load_initial_weights
 from .loop import Trainer
 from .run_directory import ReadOnlyRunDirectory, RunDirectory

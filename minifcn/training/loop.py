@@ -231,7 +231,6 @@ class Trainer:
         self.run.save_checkpoint("last.npz", state)
         self.run.save_learning_curves(state.rows)
 
-
     def _combine_evaluations(self, matrix, loss, batches):
         """The confusion matrix (K, K), summed per-batch losses and batch count of every rank's share of
         the validation set, added up in one call (float64 holds pixel counts exactly up to 2**53)."""
