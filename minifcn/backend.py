@@ -13,6 +13,7 @@ the user expects is worse than one that stops.
 (``tests/cupy_standin``) where CuPy would be, so the GPU path can be tested on a machine without one.
 """
 
+import importlib
 import importlib.util
 import os
 import re
@@ -98,6 +99,19 @@ def cupyx_or_none():
     import cupyx
 
     return cupyx
+
+
+def nccl_or_none():
+    """``cupy.cuda.nccl`` (GPU-to-GPU all-reduce) where CuPy was built with NCCL and the library loads,
+    else None. Never raises."""
+    cupy = _import_cupy()
+    if cupy is None:
+        return None
+    try:
+        nccl = importlib.import_module(f"{cupy.__name__}.cuda.nccl")
+    except ImportError:
+        return None
+    return nccl if getattr(nccl, "available", True) and hasattr(nccl, "NcclCommunicator") else None
 
 
 def get_array_module(*arrays):

@@ -26,12 +26,11 @@ Three ways to move the buffer, chosen by where the parameters live:
   in a second, tiny MPI call, so that reading them never waits for the GPU.
 """
 
-import importlib
 import time
 
 import numpy as np
 
-from ..backend import cupy_or_none, get_array_module
+from ..backend import get_array_module, nccl_or_none
 
 # The flags after the gradients and the two loss numbers: stop requested by Ctrl-C, by SIGTERM, and
 # the time limit reached. Counts of the ranks that set them, after the sum.
@@ -159,18 +158,6 @@ class DeviceViaHostAllReduce(GradientAllReduce):
         return Reduced(self._unpack(self.device_buffer), flags_from(self.buffer[self.count + 2:]))
 
 
-def nccl_module():
-    """``cupy.cuda.nccl`` where CuPy was built with NCCL and the library loads, else None."""
-    cupy = cupy_or_none()
-    if cupy is None:
-        return None
-    try:
-        nccl = importlib.import_module(f"{cupy.__name__}.cuda.nccl")
-    except ImportError:
-        return None
-    return nccl if getattr(nccl, "available", True) and hasattr(nccl, "NcclCommunicator") else None
-
-
 class NcclAllReduce(GradientAllReduce):
     """Gradients on a GPU, summed GPU to GPU by NCCL; one GPU per rank (NCCL refuses two ranks on one)."""
 
@@ -201,7 +188,7 @@ def make_allreduce(world, parameters, device, normalize=True):
     parameters = list(parameters)
     if device == "cpu":
         return HostAllReduce(world, parameters, normalize)
-    nccl = nccl_module()
+    nccl = nccl_or_none()
     if nccl is not None:
         return NcclAllReduce(world, parameters, nccl, normalize)
     return DeviceViaHostAllReduce(world, parameters, normalize)
