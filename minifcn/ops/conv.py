@@ -17,7 +17,8 @@ each column back over the window it came from (dx is a transposed convolution of
 
 ``method="reference"`` runs it. ``method="auto"`` (the default) lets ``fast.choose_method`` pick one
 of the faster methods in ``minifcn/ops/fast/``, each tested equal to the reference; a method can also
-be named: ``"im2col"``, ``"stacked"``, ``"shift"`` (stride 1) or ``"pointwise"`` (1x1 kernels).
+be named: ``"im2col"``, ``"stacked"``, ``"shift"`` (stride 1), ``"winograd"`` (3x3 kernels, stride 1)
+or ``"pointwise"`` (1x1 kernels).
 """
 
 from collections import namedtuple
@@ -92,8 +93,10 @@ def method_functions(method, kernel, stride):
         raise ValueError(f"method must be 'auto' or one of {names}, got {method!r}")
     if method == "pointwise" and tuple(kernel) != (1, 1):
         raise ValueError(f"method 'pointwise' needs a 1x1 kernel, got {tuple(kernel)}")
-    if method in ("shift", "stacked") and tuple(stride) != (1, 1):
+    if method in ("shift", "stacked", "winograd") and tuple(stride) != (1, 1):
         raise ValueError(f"method {method!r} needs stride 1, got {tuple(stride)}")
+    if method == "winograd" and tuple(kernel) != (3, 3):
+        raise ValueError(f"method 'winograd' needs a 3x3 kernel, got {tuple(kernel)}")
     return fast.METHODS[method]
 
 

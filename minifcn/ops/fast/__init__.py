@@ -9,6 +9,9 @@ products, which is where the time goes on a CPU.
 - ``stacked`` (stride 1): the kh*kw shifted views of the flattened input stacked into one column
   matrix; the fastest where that matrix is affordable and the map not tiny;
 - ``shift`` (stride 1): kh*kw shifted matrix products and no column matrix, memory-frugal on large maps;
+- ``winograd`` (3x3 kernels, stride 1): Winograd's minimal filtering F(2x2, 3x3), 16 products per
+  2x2 output tile where the others do 36, for transforms of the input and output around them; the
+  fastest where channels are many (the deep layers);
 - ``gathered`` (any kernel and stride): every window in one gather, one batched product per pass, a
   scatter-add back: few kernels, which is what counts on a GPU (the method ``choose`` takes there);
 - ``max_pool_gathered``: max pooling (not a convolution) in a few kernels per pass, which
@@ -21,9 +24,16 @@ read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``co
 call them, and ``conv_transpose`` calls them with the roles of input and output exchanged.
 """
 
-from . import gathered, im2col, pointwise, shift, stacked
+from . import gathered, im2col, pointwise, shift, stacked, winograd
 from .choose import choose_method
 
-METHODS = {"gathered": gathered, "im2col": im2col, "stacked": stacked, "shift": shift, "pointwise": pointwise}
+METHODS = {
+    "gathered": gathered,
+    "im2col": im2col,
+    "stacked": stacked,
+    "shift": shift,
+    "pointwise": pointwise,
+    "winograd": winograd,
+}
 
 __all__ = ["METHODS", "choose_method"]

@@ -45,9 +45,12 @@ def pair(value):
 
 
 def handles(method, kernel, stride):
-    """Whether ``method`` supports this geometry: pointwise needs a 1x1 kernel, shift and stacked stride 1."""
+    """Whether ``method`` supports this geometry: pointwise needs a 1x1 kernel, shift and stacked stride 1,
+    winograd a 3x3 kernel at stride 1."""
     if method == "pointwise":
         return pair(kernel) == (1, 1)
+    if method == "winograd":
+        return pair(kernel) == (3, 3) and pair(stride) == (1, 1)
     if method in ("shift", "stacked"):
         return pair(stride) == (1, 1)
     return True

@@ -1,0 +1,269 @@
+"""3x3 stride-1 convolution by Winograd's minimal filtering: fewer multiplications than im2col.
+
+im2col computes each output pixel as a dot product of the 3x3 kernel with its 3x3 window: 9
+multiplications per output per channel pair. Neighbouring windows overlap, and Winograd's algorithm
+shares that overlap. Take one row first, F(2, 3): two outputs of a 3-tap filter g over four inputs d,
+
+    y0 = d0*g0 + d1*g1 + d2*g2            (6 products done directly)
+    y1 = d1*g0 + d2*g1 + d3*g2
+
+come out of only 4 products, m_i = (B^T d)_i * (G g)_i, followed by y = A^T m:
+
+          [1  0 -1  0]         [ 1    0    0 ]
+    B^T = [0  1  1  0]     G = [1/2  1/2  1/2]     A^T = [1  1  1  0]
+          [0 -1  1  0]         [1/2 -1/2  1/2]           [0  1 -1 -1]
+          [0  1  0 -1]         [ 0    0    1 ]
+
+(write them out: y0 = m0 + m1 + m2 = d0*g0 + d1*g1 + d2*g2). Nesting the 1-D algorithm in both
+directions gives F(2x2, 3x3): a 4x4 input tile d gives a 2x2 output tile
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* multiplies element by element)
+
+that is 16 products for 4 outputs where im2col does 4 * 9 = 36, 2.25 times fewer. The output map is
+cut into 2x2 tiles, each reading a 4x4 input tile (neighbouring tiles overlap by two rows/columns).
+
+For a convolution with C input and O output channels the products are summed over channels, and
+that sum is a matrix product: for each of the 16 positions (xi, nu) in the tile,
+
+    M[xi, nu] (O, P) = U[xi, nu] (O, C) @ V[xi, nu] (C, P)
+
+with U = G g G^T the transformed kernel of every (o, c) pair, V = B^T d B the transformed input
+tile of every channel and tile (P = N * tiles), and M the products summed over c. The whole
+convolution is then three steps: transform the input (V) and the kernel (U), 16 matrix products
+(where the time goes, 2.25x fewer multiply-adds than im2col's one product), transform back
+(Y = A^T M A per tile) and lay the tiles out as the output map.
+
+What it costs:
+
+- the transforms: additions and copies that read and write the input and output several times
+  (V is 16/4 = 4 times the input's size). They are memory traffic, cheap next to the products only
+  where channels are many (the deep layers, 256 and 512 channels); on 3- or 64-channel layers they
+  cost more than the multiplications they save;
+- float32 error: the transforms add and subtract values of similar size before the products, so
+  rounding errors grow. F(2x2, 3x3) stays near im2col's error (5e-7 to 7e-7 of the largest value on
+  CamVid's deep layers, 1.3 to 2 times that of ``stacked``); the larger F(4x4, 3x3) (36 products per
+  16 outputs, 4x fewer) needs fractions like 1/6 and 1/24 in G and coefficients up to 8 in A^T, and
+  its error is 10 to 50 times larger (up to 1.6e-5). Both sets of matrices are below; ``TILES`` names
+  the one this module uses, chosen by measured speed and error.
+
+The three passes, each on the padded input xpad (N, C, Hp, Wp) of ``prepare``:
+
+- ``forward``: as above;
+- ``input_grad``: dx is a "full" correlation of dy (padded by 2 on every side) with the kernel
+  flipped in both directions and its channel axes swapped, which is again a 3x3 stride-1
+  convolution, so it is ``forward`` on those;
+- ``weight_grad``: the adjoint of the forward pass with respect to the kernel. Y = A^T [U * V] A is
+  linear in U = G g G^T, so dU[xi, nu] = sum over tiles of (A dY A^T)[xi, nu] * V[xi, nu], again 16
+  matrix products (O, P) @ (P, C) summed over tiles and images, and dg = G^T dU G. This is the
+  F(3x3, 2x2) algorithm with the roles of the matrices taken by the forward pass's transposes.
+
+How the transforms run fast in NumPy: each 1-D transform is a few whole-array additions (the
+matrices are mostly 0 and +-1) on views of the input. A tile row starts every 2 input rows, so the
+input is first copied into its 2x2 "stride phases" (phase (r, s) holds the cells of rows 2i + r and
+columns 2j + s); the k-th element of every tile along an axis is then a contiguous slice of one
+phase (phase k % 2, starting at k // 2), and every addition runs over contiguous rows.
+"""
+
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from ...backend import get_array_module
+
+# m outputs per tile side, tile side alpha = m + 2, and the matrices of F(m x m, 3x3).
+Tiles = namedtuple("Tiles", "m alpha B_T G A_T")
+
+F2x2_3x3 = Tiles(
+    m=2,
+    alpha=4,
+    B_T=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64),
+    G=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64),
+    A_T=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64),
+)
+
+# Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), with interpolation
+# points 0, 1, -1, 2, -2 and infinity.
+F4x4_3x3 = Tiles(
+    m=4,
+    alpha=6,
+    B_T=np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=np.float64),
+    G=np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=np.float64),
+    A_T=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+                 dtype=np.float64),
+)
+
+# F(2x2, 3x3): float32 error near im2col's, where F(4x4, 3x3)'s is 10-50x larger, and F(4x4, 3x3) was
+# no faster on one core (its larger transforms eat the products it saves; slower on 23x30 maps).
+# Set by: python benchmarks/cpu_benchmark.py --cases camvid-layers (timing) and the float32 error
+# against float64 on the same layers' shapes.
+TILES = F2x2_3x3
+
+
+def tile_counts(out_hw, tiles=TILES):
+    """(th, tw): the tiles down and across that cover an (OH, OW) output; the last may hang over the edge."""
+    return math.ceil(out_hw[0] / tiles.m), math.ceil(out_hw[1] / tiles.m)
+
+
+def _phase_cells(phase, pad, length, count, m):
+    """(destination, source) slices along one axis: the cells i < ``count`` of stride phase ``phase``
+    whose cell of the map padded by ``pad``, m * i + phase - pad, lies in the map's [0, length)."""
+    first = max(0, -((phase - pad) // m))  # ceil((pad - phase) / m): the first cell past the padding
+    start = m * first + phase - pad
+    stop = min(count, first + max(0, -(-(length - start) // m)))
+    if stop <= first:
+        return slice(0, 0), slice(0, 0)
+    return slice(first, stop), slice(start, start + m * (stop - first - 1) + 1, m)
+
+
+def stride_phases(x, padding, size, tiles=TILES):
+    """phases (m, m, C, N, *size) of x (N, C, H, W) padded by ``padding`` (ph, pw) zeros:
+    phases[r, s, c, n, i, j] = xpad[n, c, m*i + r, m*j + s], zero past the edges. The padding is never
+    built as an array of its own; channels come before images, so that the transformed tiles of one
+    channel over the whole batch make one row of a matrix."""
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    m = tiles.m
+    phases = xp.zeros((m, m, c, n) + tuple(size), dtype=x.dtype)
+    by_channel = x.transpose(1, 0, 2, 3)
+    for r in range(m):
+        rows_to, rows_from = _phase_cells(r, padding[0], h, size[0], m)
+        for s in range(m):
+            cols_to, cols_from = _phase_cells(s, padding[1], w, size[1], m)
+            phases[r, s, :, :, rows_to, cols_to] = by_channel[:, :, rows_from, cols_from]
+    return phases
+
+
+def prepare(x, padding, tiles=TILES):
+    """The input x (N, C, H, W) padded by ``padding`` and split into its stride phases (``stride_phases``),
+    (m, m, C, N, th + 1, tw + 1): every tile reads m + 2 cells from m * i on, one more phase cell."""
+    th, tw = tile_counts((x.shape[2] + 2 * padding[0] - 2, x.shape[3] + 2 * padding[1] - 2), tiles)
+    return stride_phases(x, padding, (th + 1, tw + 1), tiles)
+
+
+def combine(matrix, part, out):
+    """out[i] = sum over k of matrix[i, k] * part(k), for every row i of ``matrix``.
+
+    ``part(k)`` is the k-th input (an array view), ``out[i]`` the i-th output. One whole-array
+    operation per non-zero coefficient, none for zeros; +-1 (most of them) need no multiplication.
+    """
+    xp = get_array_module(out)
+    for i, row in enumerate(matrix):
+        # A +1 term first, so that it and a +-1 term after it make one addition or subtraction.
+        terms = sorted(((float(coef), k) for k, coef in enumerate(row) if coef != 0), key=lambda t: t[0] != 1)
+        target = out[i]
+        (first, k0), rest = terms[0], terms[1:]
+        if first == 1 and rest and abs(rest[0][0]) == 1:
+            (second, k1), rest = rest[0], rest[1:]
+            (xp.add if second == 1 else xp.subtract)(part(k0), part(k1), out=target)
+        else:
+            xp.multiply(part(k0), first, out=target)
+        for coef, k in rest:
+            if coef == 1:
+                xp.add(target, part(k), out=target)
+            elif coef == -1:
+                xp.subtract(target, part(k), out=target)
+            else:
+                target += coef * part(k)
+    return out
+
+
+def transform_input(phases, grid, tiles=TILES):
+    """V (alpha^2, C, N * th * tw): B^T d B for every alpha x alpha tile d of the padded input, from its
+    stride phases (m, m, C, N, th + 1, tw + 1). Row xi * alpha + nu is position (xi, nu) of the tiles."""
+    xp = get_array_module(phases)
+    m, alpha = tiles.m, tiles.alpha
+    c, n = phases.shape[2:4]
+    th, tw = grid
+    # Down the columns first: element k of every tile's column is phase row k % m, from tile row k // m.
+    down = xp.empty((alpha, m, c, n, th, tw + 1), dtype=phases.dtype)
+    combine(tiles.B_T, lambda k: phases[k % m, :, :, :, k // m : k // m + th], down)
+    # Then along the rows, the same with the column phases.
+    v = xp.empty((alpha, alpha, c, n, th, tw), dtype=phases.dtype)
+    for xi in range(alpha):
+        combine(tiles.B_T, lambda k: down[xi, k % m, ..., k // m : k // m + tw], v[xi])
+    return v.reshape(alpha * alpha, c, n * th * tw)
+
+
+def kernel_matrix(tiles, dtype, xp):
+    """K (alpha^2, 9) with K @ vec(g) = vec(G g G^T) for a 3x3 kernel g (row-major vec): kron(G, G)."""
+    return xp.asarray(np.kron(tiles.G, tiles.G).astype(dtype))
+
+
+def transform_weight(weight, tiles=TILES):
+    """U (alpha^2, O, C): G g G^T for the 3x3 kernel g of every (o, c) pair of weight (O, C, 3, 3),
+    all of them in one matrix product with kron(G, G)."""
+    xp = get_array_module(weight)
+    o, c = weight.shape[:2]
+    # K @ (9, O*C) rather than (O*C, 9) @ K^T: the product comes out in U's layout, no copy after it.
+    u = kernel_matrix(tiles, weight.dtype, xp) @ weight.reshape(o * c, 9).T
+    return u.reshape(tiles.alpha**2, o, c)
+
+
+def transform_output(products, n, grid, out_hw, tiles=TILES):
+    """y (N, O, OH, OW) from the products M (alpha^2, O, N * th * tw): A^T M A for every tile, the m x m
+    output tiles laid side by side and the part past (OH, OW) cut off."""
+    xp = get_array_module(products)
+    m, alpha = tiles.m, tiles.alpha
+    th, tw = grid
+    o = products.shape[1]
+    products = products.reshape(alpha, alpha, o, n, th, tw)
+    across = xp.empty((alpha, m, o, n, th, tw), dtype=products.dtype)
+    for xi in range(alpha):
+        combine(tiles.A_T, lambda nu: products[xi, nu], across[xi])
+    y = xp.empty((n, o, th, m, tw, m), dtype=products.dtype)
+    # Written straight into place: output (i, j) of every tile is a strided view of y.
+    combine(tiles.A_T, lambda xi: across[xi], y.transpose(3, 5, 1, 0, 2, 4))
+    y = y.reshape(n, o, th * m, tw * m)
+    if (th * m, tw * m) != tuple(out_hw):
+        y = xp.ascontiguousarray(y[:, :, : out_hw[0], : out_hw[1]])
+    return y
+
+
+def forward(phases, weight, stride, out_hw, tiles=TILES):
+    """y (N, O, OH, OW) from the prepared input (``prepare``) and weight (O, C, 3, 3)."""
+    xp = get_array_module(phases, weight)
+    grid = tile_counts(out_hw, tiles)
+    v = transform_input(phases, grid, tiles)
+    products = xp.matmul(transform_weight(weight, tiles), v)  # (alpha^2, O, N * th * tw)
+    return transform_output(products, phases.shape[3], grid, out_hw, tiles)
+
+
+def transform_output_grad(dy, grid, tiles=TILES):
+    """dM (alpha^2, O, N * th * tw) = A dY A^T for every m x m tile dY of dy (N, O, OH, OW): the adjoint
+    of ``transform_output``, with zeros for the outputs past the edge that the forward pass cut off."""
+    xp = get_array_module(dy)
+    n, o = dy.shape[:2]
+    m, alpha = tiles.m, tiles.alpha
+    th, tw = grid
+    phases = stride_phases(dy, (0, 0), grid, tiles)  # (m, m, O, N, th, tw): [i, j] is dY[i, j] of each tile
+    a = tiles.A_T.T
+    down = xp.empty((alpha, m, o, n, th, tw), dtype=dy.dtype)
+    combine(a, lambda i: phases[i], down)
+    dm = xp.empty((alpha, alpha, o, n, th, tw), dtype=dy.dtype)
+    for xi in range(alpha):
+        combine(a, lambda j: down[xi, j], dm[xi])
+    return dm.reshape(alpha * alpha, o, n * th * tw)
+
+
+def weight_grad(phases, dy, kernel, stride, tiles=TILES):
+    """dweight (O, C, 3, 3) from the prepared input (``prepare``) and dy (N, O, OH, OW):
+    dU = sum over tiles of dM times V, then dg = G^T dU G for every (o, c) pair."""
+    xp = get_array_module(phases, dy)
+    o, c = dy.shape[1], phases.shape[2]
+    grid = tile_counts(dy.shape[2:], tiles)
+    v = transform_input(phases, grid, tiles)  # (alpha^2, C, P)
+    du = xp.matmul(transform_output_grad(dy, grid, tiles), v.transpose(0, 2, 1))  # (alpha^2, O, C)
+    # dW (O*C, 9) = dU^T @ K, the adjoint of transform_weight's product.
+    dweight = du.reshape(tiles.alpha**2, o * c).T @ kernel_matrix(tiles, dy.dtype, xp)
+    return dweight.reshape(o, c, 3, 3)
+
+
+def input_grad(dy, weight, stride, padded_hw, tiles=TILES):
+    """dxpad (N, C, Hp, Wp): dy (N, O, OH, OW) padded by 2, correlated with the kernel flipped in both
+    directions and its channel axes swapped (C, O, 3, 3), by ``forward``."""
+    xp = get_array_module(dy, weight)
+    flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    return forward(prepare(dy, (2, 2), tiles), flipped, stride, padded_hw, tiles)
