@@ -46,7 +46,7 @@ What it costs:
   its error is 10 to 50 times larger (up to 1.6e-5). Both sets of matrices are below; ``TILES`` names
   the one this module uses, chosen by measured speed and error.
 
-The three passes, each on the padded input xpad (N, C, Hp, Wp) of ``prepare``:
+The three passes, each on what ``prepare`` gives (the padded input, split into stride phases, below):
 
 - ``forward``: as above;
 - ``input_grad``: dx is a "full" correlation of dy (padded by 2 on every side) with the kernel
@@ -55,7 +55,9 @@ The three passes, each on the padded input xpad (N, C, Hp, Wp) of ``prepare``:
 - ``weight_grad``: the adjoint of the forward pass with respect to the kernel. Y = A^T [U * V] A is
   linear in U = G g G^T, so dU[xi, nu] = sum over tiles of (A dY A^T)[xi, nu] * V[xi, nu], again 16
   matrix products (O, P) @ (P, C) summed over tiles and images, and dg = G^T dU G. This is the
-  F(3x3, 2x2) algorithm with the roles of the matrices taken by the forward pass's transposes.
+  F(3x3, 2x2) algorithm with the roles of the matrices taken by the forward pass's transposes. V is
+  computed again rather than kept from the forward pass: kept, it would hold 4 times the input's
+  memory in every layer's cache until backward.
 
 How the transforms run fast in NumPy: each 1-D transform is a few whole-array additions (the
 matrices are mostly 0 and +-1) on views of the input. A tile row starts every 2 input rows, so the
@@ -100,6 +102,14 @@ F4x4_3x3 = Tiles(
 # Set by: python benchmarks/cpu_benchmark.py --cases camvid-layers (timing) and the float32 error
 # against float64 on the same layers' shapes.
 TILES = F2x2_3x3
+
+# The transformed tiles V and the products M are each alpha^2 / m^2 = 4 times the size of the maps
+# they come from, so for a whole map at once they would hold about 8 times the input's memory (and
+# the output transform 2 more), as much as the column matrix that ``choose`` sends large maps away
+# from. They are computed one band of tile rows at a time, at most this many bytes of V or M per band;
+# larger bands mean fewer, longer products. Set by: --cases camvid-layers and --cases layers
+# --layers conv3_2,conv4_2,conv5_2 (time and peak MB columns).
+BAND_BYTES = 8 * 2**20
 
 
 def tile_counts(out_hw, tiles=TILES):
@@ -202,60 +212,80 @@ def transform_weight(weight, tiles=TILES):
     return u.reshape(tiles.alpha**2, o, c)
 
 
-def transform_output(products, n, grid, out_hw, tiles=TILES):
-    """y (N, O, OH, OW) from the products M (alpha^2, O, N * th * tw): A^T M A for every tile, the m x m
-    output tiles laid side by side and the part past (OH, OW) cut off."""
+def transform_output(products, out, tiles=TILES):
+    """Write A^T M A for every tile of the products M (alpha^2, O, N * rows * tw) into ``out``
+    (N, O, rows, m, tw, m), the output map of those tile rows."""
     xp = get_array_module(products)
     m, alpha = tiles.m, tiles.alpha
-    th, tw = grid
-    o = products.shape[1]
-    products = products.reshape(alpha, alpha, o, n, th, tw)
-    across = xp.empty((alpha, m, o, n, th, tw), dtype=products.dtype)
+    n, o, rows, _, tw, _ = out.shape
+    products = products.reshape(alpha, alpha, o, n, rows, tw)
+    across = xp.empty((alpha, m, o, n, rows, tw), dtype=products.dtype)
     for xi in range(alpha):
         combine(tiles.A_T, lambda nu: products[xi, nu], across[xi])
-    y = xp.empty((n, o, th, m, tw, m), dtype=products.dtype)
-    # Written straight into place: output (i, j) of every tile is a strided view of y.
-    combine(tiles.A_T, lambda xi: across[xi], y.transpose(3, 5, 1, 0, 2, 4))
-    y = y.reshape(n, o, th * m, tw * m)
-    if (th * m, tw * m) != tuple(out_hw):
-        y = xp.ascontiguousarray(y[:, :, : out_hw[0], : out_hw[1]])
-    return y
+    # Written straight into place: output (i, j) of every tile is a strided view of the map.
+    combine(tiles.A_T, lambda xi: across[xi], out.transpose(3, 5, 1, 0, 2, 4))
+
+
+def band_rows(tiles, channels, n, tw, itemsize):
+    """Tile rows per band: the transformed tiles of one band for ``channels`` channels, alpha^2 numbers
+    per tile, within BAND_BYTES (at least one row)."""
+    return max(1, BAND_BYTES // (tiles.alpha**2 * channels * n * tw * itemsize))
+
+
+def bands(th, rows):
+    """(first, count) of each band of ``rows`` tile rows, down th tile rows."""
+    return [(first, min(rows, th - first)) for first in range(0, th, rows)]
 
 
 def forward(phases, weight, stride, out_hw, tiles=TILES):
     """y (N, O, OH, OW) from the prepared input (``prepare``) and weight (O, C, 3, 3)."""
     xp = get_array_module(phases, weight)
-    grid = tile_counts(out_hw, tiles)
-    v = transform_input(phases, grid, tiles)
-    products = xp.matmul(transform_weight(weight, tiles), v)  # (alpha^2, O, N * th * tw)
-    return transform_output(products, phases.shape[3], grid, out_hw, tiles)
+    m = tiles.m
+    c, n = phases.shape[2:4]
+    o = weight.shape[0]
+    th, tw = tile_counts(out_hw, tiles)
+    u = transform_weight(weight, tiles)  # (alpha^2, O, C)
+    y = xp.empty((n, o, th, m, tw, m), dtype=phases.dtype)
+    for first, rows in bands(th, band_rows(tiles, max(c, o), n, tw, phases.itemsize)):
+        v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
+        transform_output(xp.matmul(u, v), y[:, :, first : first + rows], tiles)
+    y = y.reshape(n, o, th * m, tw * m)
+    if (th * m, tw * m) != tuple(out_hw):
+        y = xp.ascontiguousarray(y[:, :, : out_hw[0], : out_hw[1]])  # the tiles that hang over the edge
+    return y
 
 
-def transform_output_grad(dy, grid, tiles=TILES):
-    """dM (alpha^2, O, N * th * tw) = A dY A^T for every m x m tile dY of dy (N, O, OH, OW): the adjoint
-    of ``transform_output``, with zeros for the outputs past the edge that the forward pass cut off."""
-    xp = get_array_module(dy)
-    n, o = dy.shape[:2]
+def transform_output_grad(dy_phases, tiles=TILES):
+    """dM (alpha^2, O, N * rows * tw) = A dY A^T for every m x m tile dY of dy, from dy's stride phases
+    (m, m, O, N, rows, tw) (``stride_phases``: [i, j] is dY[i, j] of each tile): the adjoint of
+    ``transform_output``."""
+    xp = get_array_module(dy_phases)
     m, alpha = tiles.m, tiles.alpha
-    th, tw = grid
-    phases = stride_phases(dy, (0, 0), grid, tiles)  # (m, m, O, N, th, tw): [i, j] is dY[i, j] of each tile
+    o, n, rows, tw = dy_phases.shape[2:]
     a = tiles.A_T.T
-    down = xp.empty((alpha, m, o, n, th, tw), dtype=dy.dtype)
-    combine(a, lambda i: phases[i], down)
-    dm = xp.empty((alpha, alpha, o, n, th, tw), dtype=dy.dtype)
+    down = xp.empty((alpha, m, o, n, rows, tw), dtype=dy_phases.dtype)
+    combine(a, lambda i: dy_phases[i], down)
+    dm = xp.empty((alpha, alpha, o, n, rows, tw), dtype=dy_phases.dtype)
     for xi in range(alpha):
         combine(a, lambda j: down[xi, j], dm[xi])
-    return dm.reshape(alpha * alpha, o, n * th * tw)
+    return dm.reshape(alpha * alpha, o, n * rows * tw)
 
 
 def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     """dweight (O, C, 3, 3) from the prepared input (``prepare``) and dy (N, O, OH, OW):
     dU = sum over tiles of dM times V, then dg = G^T dU G for every (o, c) pair."""
     xp = get_array_module(phases, dy)
-    o, c = dy.shape[1], phases.shape[2]
-    grid = tile_counts(dy.shape[2:], tiles)
-    v = transform_input(phases, grid, tiles)  # (alpha^2, C, P)
-    du = xp.matmul(transform_output_grad(dy, grid, tiles), v.transpose(0, 2, 1))  # (alpha^2, O, C)
+    c, n = phases.shape[2:4]
+    o = dy.shape[1]
+    th, tw = tile_counts(dy.shape[2:], tiles)
+    # Zeros for the outputs past the edge, which the forward pass cut off: they had no gradient.
+    dy_phases = stride_phases(dy, (0, 0), (th, tw), tiles)
+    du = None  # (alpha^2, O, C), summed over the bands
+    for first, rows in bands(th, band_rows(tiles, max(c, o), n, tw, phases.itemsize)):
+        v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
+        dm = transform_output_grad(dy_phases[..., first : first + rows, :], tiles)  # (alpha^2, O, P)
+        part = xp.matmul(dm, v.transpose(0, 2, 1))
+        du = part if du is None else xp.add(du, part, out=du)
     # dW (O*C, 9) = dU^T @ K, the adjoint of transform_weight's product.
     dweight = du.reshape(tiles.alpha**2, o * c).T @ kernel_matrix(tiles, dy.dtype, xp)
     return dweight.reshape(o, c, 3, 3)

@@ -118,6 +118,16 @@ def test_passes_equal_the_reference(tiles, name):
         assert relative_error(a, b) < 1e-13, what
 
 
+@BOTH_TILES
+def test_bands_of_tile_rows(tiles, monkeypatch):
+    """Split into bands of one tile row each (BAND_BYTES = 1), the passes still equal the reference: every
+    band reads the phase row below it, and the weight gradient sums over the bands."""
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)
+    assert winograd.band_rows(tiles, 3, 2, 4, 8) == 1
+    test_passes_equal_the_reference(tiles, "7x5-batch-3")
+    test_passes_equal_the_reference(tiles, "9x6-no-padding")
+
+
 # F(2x2, 3x3) in float32 against float64: 5e-7 to 7e-7 on CamVid's deep layers, 1.3-2x the error of
 # the matrix-product methods on the same numbers. F(4x4, 3x3) is not held to it: its error is 10-50x
 # larger, one reason TILES is F(2x2, 3x3).
