@@ -5,11 +5,14 @@ what they copy besides the matrix product and in how much memory that copy takes
 
 1. a 1x1 kernel: ``pointwise``, the convolution is already a matrix product, nothing to copy;
 2. a stride above 1: ``im2col``, the only method with strided windows;
-3. a column matrix above ``IM2COL_MAX_BYTES``: ``shift``, which builds none;
-4. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
+3. a 3x3 kernel between many channels (the deep layers), where each call has one core (BLAS runs
+   one thread, as in ``data_parallel``'s threads): ``winograd``, whose fewer multiplications save
+   more than its transforms cost;
+4. a column matrix above ``IM2COL_MAX_BYTES``: ``shift``, which builds none;
+5. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
    would compute mostly wrap-around columns;
-5. the image layer of a single image: ``im2col``, whose product is already the output;
-6. few channels, not growing, on a large map: ``shift``; otherwise ``stacked``.
+6. the image layer of a single image: ``im2col``, whose product is already the output;
+7. few channels, not growing, on a large map: ``shift``; otherwise ``stacked``.
 
 On a GPU (arrays of another module than NumPy) none of that applies: a step there is bound by how many
 kernels Python issues, so the rule is ``pointwise`` for a 1x1 kernel and ``gathered`` otherwise, a
@@ -21,6 +24,28 @@ each way (``python benchmarks/cpu_benchmark.py --frameworks minifcn ...``) and k
 """
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
+
+# Winograd F(2x2, 3x3) does 16 multiplications per 2x2 output tile where the others do 36, but
+# transforms the input and output around its products, additions that cost in proportion to C + O
+# per pixel while the saving grows with C * O. With at least this many channels on both sides the
+# saving is the larger (256 -> 256 and 512 -> 512 on CamVid's 90x120 to 23x30 maps); with 128 (CamVid's
+# conv3_1, the default model's widest layers) the transforms cost as much as they save or more.
+# Set by: --cases camvid-layers --threads 1 and --cases layers --layers conv3_2,conv4_2,conv5_2.
+WINOGRAD_MIN_CHANNELS = 256
+
+# Winograd's products are 16 separate matrix products per pass where the others make one or nine
+# larger ones; its transforms run on one core whatever BLAS does. With BLAS's own threads (a batch of
+# one image, which data_parallel runs on the calling thread) the threads meet at the end of each
+# product, and on a machine whose cores are also busy with other work that waiting made whole steps
+# several times slower than the one-product methods, where with one thread per call (the threads of
+# data_parallel) the same layers were faster. So winograd only where BLAS runs at most this many
+# threads. Set by: --cases camvid and --cases camvid-layers, --threads 2 (one image, two BLAS
+# threads) against --threads 1, on an idle machine.
+WINOGRAD_MAX_BLAS_THREADS = 1
+
+# The BLAS libraries NumPy has loaded, asked how many threads their next product will use.
+_BLAS = ThreadpoolController().select(user_api="blas")
 
 # A column matrix (im2col's or stacked's) costs C*kh*kw times the input's memory. Above this size its
 # page faults and memory traffic cost more than the kh*kw separate products of ``shift`` that need no
@@ -40,6 +65,12 @@ SHIFT_MAX_CHANNELS = 64
 SHIFT_MIN_PIXELS = 400
 
 
+def blas_threads():
+    """The threads a matrix product will use now: the most of any BLAS library NumPy has loaded (1 if
+    none is known). Inside ``data_parallel``'s threads it is 1, outside them all the cores by default."""
+    return max((info["num_threads"] for info in _BLAS.info()), default=1)
+
+
 def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, xp=np):
     """The method name for a convolution of x (N, C, H, W) by a (kh, kw) ``kernel``.
 
@@ -54,6 +85,10 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, 
     if tuple(stride) != (1, 1):
         return "im2col"
     n, c = x_shape[:2]
+    # With no output count (a transposed convolution's input gradient) the input's stands for both.
+    many_channels = min(c, out_channels or c) >= WINOGRAD_MIN_CHANNELS
+    if tuple(kernel) == (3, 3) and many_channels and blas_threads() <= WINOGRAD_MAX_BLAS_THREADS:
+        return "winograd"
     column_bytes = n * c * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
     if column_bytes > IM2COL_MAX_BYTES:
         return "shift"

@@ -9,7 +9,25 @@ import math
 import numpy as np
 import pytest
 
-from minifcn.ops.fast.choose import IM2COL_MAX_BYTES, SHIFT_MIN_PIXELS, STACKED_MAX_WASTE, choose_method
+from threadpoolctl import ThreadpoolController
+
+from minifcn.ops.fast import choose
+from minifcn.ops.fast.choose import (
+    IM2COL_MAX_BYTES,
+    SHIFT_MIN_PIXELS,
+    STACKED_MAX_WASTE,
+    WINOGRAD_MAX_BLAS_THREADS,
+    WINOGRAD_MIN_CHANNELS,
+    blas_threads,
+    choose_method,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread(monkeypatch):
+    """The named shapes as data_parallel's threads see them: one BLAS thread per call, whatever this
+    machine's cores (the tests below that need more threads say so)."""
+    monkeypatch.setattr(choose, "blas_threads", lambda: 1)
 
 NAMED_SHAPES = {
     # 1x1 kernels, whatever else: a matrix product.
@@ -33,9 +51,17 @@ NAMED_SHAPES = {
     "conv3_2-default-model": ((8, 64, 26, 26), (3, 3), (1, 1), (24, 24), 64, "shift"),
     "conv4_2-default-model": ((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 128, "stacked"),
     "conv5_1-default-model": ((8, 128, 8, 8), (3, 3), (1, 1), (6, 6), 128, "stacked"),
-    # Many channels: stacked.
-    "conv5_3-reference-one-image": ((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 512, "stacked"),
-    "512to512-22x22": ((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), None, "stacked"),
+    # Many channels, a 3x3 kernel: winograd, also where the column matrix would send it to shift
+    # (CamVid's conv3_2: 256 * 9 * 90 * 120 floats = 100 MB).
+    "conv5_3-reference-one-image": ((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 512, "winograd"),
+    "512to512-22x22": ((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), None, "winograd"),
+    "conv3_2-camvid": ((1, 256, 92, 122), (3, 3), (1, 1), (90, 120), 256, "winograd"),
+    "conv4_1-camvid": ((1, 256, 47, 62), (3, 3), (1, 1), (45, 60), 512, "winograd"),
+    "conv5_2-camvid": ((1, 512, 25, 32), (3, 3), (1, 1), (23, 30), 512, "winograd"),
+    # Fewer channels on one side (conv3_1: 128 in), or a kernel other than 3x3: as before.
+    "conv3_1-camvid": ((1, 128, 92, 122), (3, 3), (1, 1), (90, 120), 256, "stacked"),
+    "5x5-512-channels": ((1, 512, 26, 26), (5, 5), (1, 1), (22, 22), 512, "stacked"),
+    "3x3-stride-2-512-channels": ((1, 512, 46, 46), (3, 3), (2, 2), (22, 22), 512, "im2col"),
     # A transposed convolution's input gradient (no output channel count): upscore2 is strided.
     "upscore2-transposed": ((8, 6, 8, 8), (4, 4), (2, 2), (3, 3), None, "im2col"),
 }
@@ -71,6 +97,36 @@ def test_shift_needs_a_large_map():
     assert choose_method((8, 16, 3, pixels + 1), (3, 3), (1, 1), (1, pixels - 1), 4, 16) == "stacked"
 
 
+def test_winograd_channel_threshold():
+    """winograd from WINOGRAD_MIN_CHANNELS channels on both sides of a 3x3 convolution; one channel fewer
+    on either side keeps the rule's earlier answer (stacked on this map); no output count: the input's."""
+    many = WINOGRAD_MIN_CHANNELS
+    shape = (1, many, 24, 24)
+    assert choose_method(shape, (3, 3), (1, 1), (22, 22), 4, many) == "winograd"
+    assert choose_method(shape, (3, 3), (1, 1), (22, 22), 4, None) == "winograd"
+    assert choose_method(shape, (3, 3), (1, 1), (22, 22), 4, many - 1) == "stacked"
+    assert choose_method((1, many - 1, 24, 24), (3, 3), (1, 1), (22, 22), 4, many) == "stacked"
+
+
+def test_winograd_only_with_one_core_per_call(monkeypatch):
+    """With BLAS running more than WINOGRAD_MAX_BLAS_THREADS threads (one image on all the cores) the
+    deep layers keep the rule's earlier answer: stacked, or shift above IM2COL_MAX_BYTES of columns."""
+    conv4_2 = ((1, 512, 47, 62), (3, 3), (1, 1), (45, 60), 4, 512)
+    conv3_2 = ((1, 256, 92, 122), (3, 3), (1, 1), (90, 120), 4, 256)
+    assert choose_method(*conv4_2) == "winograd"
+    monkeypatch.setattr(choose, "blas_threads", lambda: WINOGRAD_MAX_BLAS_THREADS + 1)
+    assert choose_method(*conv4_2) == "stacked"
+    assert choose_method(*conv3_2) == "shift"
+
+
+def test_blas_threads_follows_the_library(monkeypatch):
+    """``blas_threads`` reads BLAS's setting as it is now: 1 inside a limit like data_parallel's."""
+    monkeypatch.undo()  # the real function, not the fixture's stand-in
+    with ThreadpoolController().limit(limits=1, user_api="blas"):
+        assert blas_threads() == 1
+        assert choose_method((1, 512, 47, 62), (3, 3), (1, 1), (45, 60), 4, 512) == "winograd"
+
+
 @pytest.mark.gpu
 def test_on_a_gpu_the_rule_knows_the_device(cupy_backend):
     """Arrays of another module than NumPy take gathered (pointwise for 1x1) whatever the CPU's cache
@@ -79,6 +135,8 @@ def test_on_a_gpu_the_rule_knows_the_device(cupy_backend):
     assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 64) == "shift"
     assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 64, xp=cupy_backend) == "gathered"
     assert choose_method((1, 512, 22, 22), (7, 7), (1, 1), (16, 16), 4, 4096, xp=cupy_backend) == "gathered"
+    # winograd's CPU threshold does not apply either.
+    assert choose_method((1, 512, 25, 32), (3, 3), (1, 1), (23, 30), 4, 512, xp=cupy_backend) == "gathered"
     assert choose_method((1, 21, 80, 80), (16, 16), (8, 8), (9, 9), 4, xp=cupy_backend) == "gathered"
     assert choose_method((1, 512, 16, 16), (1, 1), (1, 1), (16, 16), 4, 21, xp=cupy_backend) == "pointwise"
 
