@@ -11,7 +11,7 @@ products, which is where the time goes on a CPU.
 - ``shift`` (stride 1): kh*kw shifted matrix products and no column matrix, memory-frugal on large maps;
 - ``winograd`` (3x3 kernels, stride 1): Winograd's minimal filtering F(2x2, 3x3), 16 products per
   2x2 output tile where the others do 36, for transforms of the input and output around them; the
-  fastest where channels are many (the deep layers);
+  fastest where channels are many (the deep layers) and each call has one core;
 - ``gathered`` (any kernel and stride): every window in one gather, one batched product per pass, a
   scatter-add back: few kernels, which is what counts on a GPU (the method ``choose`` takes there);
 - ``max_pool_gathered``: max pooling (not a convolution) in a few kernels per pass, which

@@ -34,14 +34,15 @@ from threadpoolctl import ThreadpoolController
 # Set by: --cases camvid-layers --threads 1 and --cases layers --layers conv3_2,conv4_2,conv5_2.
 WINOGRAD_MIN_CHANNELS = 256
 
-# Winograd's products are 16 separate matrix products per pass where the others make one or nine
-# larger ones; its transforms run on one core whatever BLAS does. With BLAS's own threads (a batch of
-# one image, which data_parallel runs on the calling thread) the threads meet at the end of each
-# product, and on a machine whose cores are also busy with other work that waiting made whole steps
-# several times slower than the one-product methods, where with one thread per call (the threads of
-# data_parallel) the same layers were faster. So winograd only where BLAS runs at most this many
-# threads. Set by: --cases camvid and --cases camvid-layers, --threads 2 (one image, two BLAS
-# threads) against --threads 1, on an idle machine.
+# Winograd's transforms run on one core whatever BLAS does, and its products are 16 smaller ones per
+# pass where the others make one large one. With BLAS's own threads on one image (a batch of one,
+# which data_parallel runs on the calling thread) only the products are shared between the cores:
+# the CamVid step came out even on an idle 2-core machine and the backward passes slower, and on a
+# machine whose cores were busy with other work several times slower, the threads waiting for each
+# other at every product. With one thread per call (data_parallel's threads, --threads 1) the same
+# layers and the whole step are faster. So winograd only where BLAS runs at most this many threads.
+# Set by: --cases camvid,camvid-layers with --threads 2 (one image, two BLAS threads) and with
+# --threads 1, each with this set to 1 and to 2.
 WINOGRAD_MAX_BLAS_THREADS = 1
 
 # The BLAS libraries NumPy has loaded, asked how many threads their next product will use.

@@ -38,7 +38,12 @@ What it costs:
 - the transforms: additions and copies that read and write the input and output several times
   (V is 16/4 = 4 times the input's size). They are memory traffic, cheap next to the products only
   where channels are many (the deep layers, 256 and 512 channels); on 3- or 64-channel layers they
-  cost more than the multiplications they save;
+  cost more than the multiplications they save. They run on one core whatever BLAS does;
+- memory: V and M would hold about 8 times the input's memory for a whole map, so they are made one
+  band of tile rows at a time (``BAND_BYTES``);
+- 16 smaller products per pass instead of one large one: where BLAS splits each product over
+  several threads, those meet 16 times per pass (``choose`` takes this method only where each call
+  has one core);
 - float32 error: the transforms add and subtract values of similar size before the products, so
   rounding errors grow. F(2x2, 3x3) stays near im2col's error (5e-7 to 7e-7 of the largest value on
   CamVid's deep layers, 1.3 to 2 times that of ``stacked``); the larger F(4x4, 3x3) (36 products per
