@@ -270,8 +270,10 @@ def test_bad_shapes_and_options_are_rejected(xp):
         conv2d(x, weight, stride=2, method="shift")
     with pytest.raises(ValueError, match="stride 1.*\\(2, 2\\)"):
         conv2d(x, weight, stride=2, method="stacked")
-    with pytest.raises(ValueError, match="winograd"):
-        conv2d(x, weight, method="winograd")
+    with pytest.raises(ValueError, match="stride 1.*\\(2, 2\\)"):
+        conv2d(x, weight, stride=2, method="winograd")
+    with pytest.raises(ValueError, match="fft"):
+        conv2d(x, weight, method="fft")
     with pytest.raises(ValueError, match="stride must be at least 1"):
         conv2d(x, weight, stride=0)
     with pytest.raises(ValueError, match=r"\(2, 2\) is too small.*\(3, 3\) kernel"):
