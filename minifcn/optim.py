@@ -114,6 +114,7 @@ class Adam:
         self.weight_decay = weight_decay
         self.steps = 0
         self.moments = {}  # name -> (first moment m, second moment v)
+        self._buffers = None  # scratch space of the NumPy update (``_scratch``)
 
     def step(self, lr=None):
         """Update every trainable parameter once, with ``lr`` (or the optimizer's own rate)."""
@@ -134,14 +135,28 @@ class Adam:
                     self.beta2, 1 - self.beta2, self.weight_decay * parameter.decay_mult, second_correction,
                     self.eps, parameter.data, first, second)
                 continue
+            # Every operation writes into two scratch arrays instead of a fresh temporary: an update
+            # reads and writes each number a dozen times, and allocating those temporaries (page
+            # faults included) cost about as much as the arithmetic.
             grad = decayed_gradient(parameter, self.weight_decay)
+            scratch, update = self._scratch(parameter.data)
             first *= self.beta1
-            first += (1 - self.beta1) * grad
+            first += np.multiply(grad, 1 - self.beta1, out=scratch)
             second *= self.beta2
-            second += (1 - self.beta2) * (grad * grad)
-            denominator = xp.sqrt(second / second_correction)
+            np.multiply(grad, grad, out=scratch)
+            second += np.multiply(scratch, 1 - self.beta2, out=scratch)
+            denominator = np.sqrt(np.divide(second, second_correction, out=scratch), out=scratch)
             denominator += self.eps
-            parameter.data -= (lr * parameter.lr_mult / first_correction) * first / denominator
+            np.multiply(first, lr * parameter.lr_mult / first_correction, out=update)
+            parameter.data -= np.divide(update, denominator, out=update)
+
+    def _scratch(self, data):
+        """Two float arrays shaped like ``data``: views of two buffers as large as the largest
+        parameter, shared by all of them (they are only needed within one parameter's update)."""
+        if self._buffers is None or self._buffers[0].size < data.size or self._buffers[0].dtype != data.dtype:
+            size = max(parameter.data.size for _, parameter in self.parameters)
+            self._buffers = (np.empty(size, data.dtype), np.empty(size, data.dtype))
+        return tuple(buffer[: data.size].reshape(data.shape) for buffer in self._buffers)
 
     def state_dict(self):
         """The moments and the step count as host arrays (for checkpoints and exact resumption)."""
