@@ -62,8 +62,9 @@ def test_class_is_decided_by_shape_not_colour():
 
 
 def test_shapes_look_like_their_names():
-    # Rings have holes, bars are thin: a disc's pixels fill its bounding box far more than a bar's.
-    dataset = SyntheticShapes(size=60, image_size=96, max_objects=1)
+    # Rings have holes, bars are long and narrow: a disc's pixels fill its bounding box far more than a
+    # bar's, and a slanted bar fills less of its box than a slanted rectangle.
+    dataset = SyntheticShapes(size=200, image_size=96, max_objects=1)
     fill = {}
     for i in range(len(dataset)):
         label = dataset[i][1]
@@ -75,7 +76,8 @@ def test_shapes_look_like_their_names():
         fill.setdefault(c, []).append(rows.size / box)
     assert np.median(fill[1]) > 0.7  # disc: pi/4 of its box
     assert np.median(fill[4]) < 0.65  # ring: a disc less its hole
-    assert np.median(fill[5]) < 0.3  # bar: a thin line, mostly slanted
+    assert np.median(fill[5]) < 0.45  # bar: a narrow band, mostly slanted
+    assert np.median(fill[5]) < np.median(fill[2]) - 0.1
 
 
 def test_image_size_and_bad_options():
@@ -88,7 +90,32 @@ def test_image_size_and_bad_options():
         SyntheticShapes(size=2.5)
 
 
-def test_class_weights_favour_thin_bars():
+def test_class_weights_favour_the_objects_over_the_background():
     weights = SyntheticShapes(size=40, image_size=64).class_weights()
     assert weights.shape == (6,) and weights.dtype == np.float32
-    assert weights[0] < 1 < weights[5]
+    assert weights[0] < 0.2 and weights[1:].min() > 0.5  # the background covers most of every image
+
+
+def test_objects_are_placed_where_they_barely_overlap_the_earlier_ones():
+    from minifcn.data.synthetic import _MAX_OVERLAP, _PLACEMENT_TRIES, _placed
+
+    label = np.zeros((10, 10), np.int32)
+    label[:, :5] = 3  # an earlier object on the left half
+
+    def mask_over(columns):
+        mask = np.zeros((10, 10), bool)
+        mask[:, columns] = True
+        return mask
+
+    # Half, a fifth, then none of it on the earlier object: the third draw is the first that fits.
+    draws = iter([mask_over(slice(0, 10)), mask_over(slice(4, 9)), mask_over(slice(5, 10))])
+    assert np.array_equal(_placed(lambda: next(draws), label), mask_over(slice(5, 10)))
+    # Just within the allowed share (2 of 52 pixels) is taken at the first draw; just over it (3 of
+    # 53) is not.
+    for rows, accepted in ((2, True), (3, False)):
+        mask = mask_over(slice(5, 10))
+        mask[:rows, 4] = True
+        assert (rows / mask.sum() <= _MAX_OVERLAP) == accepted
+        calls = []
+        _placed(lambda: calls.append(1) or mask, label)
+        assert len(calls) == (1 if accepted else 1 + _PLACEMENT_TRIES)
