@@ -39,6 +39,7 @@ PROG = "python -m minifcn.train"
 # synthetic default trains from scratch with Adam instead (TrainingConfig's defaults).
 SGD_LR = 0.01
 SGD_WEIGHT_DECAY = 5e-4
+REAL_DATA_BATCH_SIZE = 8
 
 
 def build_parser():
@@ -80,14 +81,17 @@ def build_parser():
                        help="start from a converted VGG16 or FCN checkpoint (python -m minifcn.convert)")
     model.add_argument("--freeze", metavar="LAYER", help="train only the layers above LAYER (e.g. conv2_2, pool2)")
     model.add_argument("--at-once", action="store_true", help="scale pool4 by 0.01 and pool3 by 0.0001 (reference)")
-    model.add_argument("--learn-upsampling", action="store_true", help="let the bilinear upsampling learn")
+    model.add_argument("--learn-upsampling", action=argparse.BooleanOptionalAction, default=None,
+                       help="let the upsampling layers learn, starting from bilinear; default on for synthetic "
+                            "data (sharper outlines), off otherwise (the reference keeps them fixed)")
     model.add_argument("--dropout", type=float, default=None,
                        help="dropout after fc6 and fc7; default 0 on synthetic data, 0.5 (the reference) otherwise")
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training set")
-    optim.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                       help="images per step (under mpiexec, of all processes together)")
+    optim.add_argument("--batch-size", type=int, default=None,
+                       help=f"images per step (under mpiexec, of all processes together); default "
+                            f"{defaults.batch_size} on synthetic data, {REAL_DATA_BATCH_SIZE} otherwise")
     optim.add_argument("--optimizer", choices=["sgd", "adam"], default=None,
                        help="sgd: momentum SGD as the reference; adam: learns faster from scratch. "
                             "Default adam on synthetic data, sgd otherwise")
@@ -138,6 +142,9 @@ def config_from_args(args, world=None):
     values["fc_channels"] = args.fc_channels if args.fc_channels is not None else (256 if synthetic else 4096)
     values["geometry"] = args.geometry or ("compact" if synthetic else "reference")
     values["dropout"] = args.dropout if args.dropout is not None else (0.0 if synthetic else 0.5)
+    values["learn_upsampling"] = args.learn_upsampling if args.learn_upsampling is not None else synthetic
+    values["batch_size"] = (args.batch_size if args.batch_size is not None
+                            else TrainingConfig.batch_size if synthetic else REAL_DATA_BATCH_SIZE)
     values["optimizer"] = args.optimizer or ("adam" if synthetic else "sgd")
     sgd = values["optimizer"] == "sgd"
     values["lr"] = args.lr if args.lr is not None else (SGD_LR if sgd else TrainingConfig.lr)

@@ -75,6 +75,13 @@ def test_defaults_depend_on_the_data():
     mine = config("--optimizer", "sgd", "--lr", "0.05", "--weight-decay", "0", "--dropout", "0.2")
     assert (mine.optimizer, mine.lr, mine.weight_decay, mine.dropout) == ("sgd", 0.05, 0.0, 0.2)
     assert config("--optimizer", "sgd").lr == 0.01
+    # Small batches and learned upsampling for the synthetic job; the reference's fixed bilinear
+    # upsampling and 8 images a step for real data.
+    assert (synthetic.batch_size, synthetic.learn_upsampling) == (4, True)
+    assert (camvid.batch_size, camvid.learn_upsampling) == (8, False)
+    assert config("--no-learn-upsampling").learn_upsampling is False
+    real = config("--data", "camvid", "--data-root", "somewhere", "--learn-upsampling", "--batch-size", "2")
+    assert (real.batch_size, real.learn_upsampling) == (2, True)
     # The thread count is resolved when the run starts, so config.json (and --resume) keep it.
     assert synthetic.threads == available_cores() and config("--threads", "1").threads == 1
 
@@ -88,6 +95,7 @@ def run_cli(*args):
     (["--data", "camvid", "--data-root", "/nonexistent/camvid"], "/nonexistent/camvid"),
     (["--device", "tpu"], "unknown device"),
     (["--epochs", "0"], "--epochs must be positive"),
+    (["--batch-size", "0"], "--batch-size must be positive"),
     (["--threads", "0"], "--threads must be positive"),
     (["--freeze", "conv9_9"], "cannot freeze"),
     (["--init", "/nonexistent.npz"], "no such file"),
