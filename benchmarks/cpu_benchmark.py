@@ -15,7 +15,8 @@ Cases:
 - ``full``: the reference FCN-8s (VGG16 width, fc6/fc7 of 4096, 21 classes, conv1_1 padded by 100,
   crops 5/9/31) on 1x3xSxS: forward, and forward+backward of a normalised softmax cross-entropy;
 - ``small``: the network ``python -m minifcn.train`` builds by default (width 0.25, fc 256, compact
-  geometry, 6 classes) on a batch of 8x3x96x96, forward+backward;
+  geometry, 6 classes, learned upsampling) on a batch of 8x3x96x96, forward+backward (the default
+  job's batches hold 4 images; 8 keeps the figures comparable with the earlier ones);
 - ``camvid``: the network of docs/camvid.md (VGG16 width, fc 1024, compact geometry, 11 classes,
   conv1-conv2 frozen) on one 1x3x360x480 image, forward+backward: a CamVid training step;
 - ``layers``: every layer of the reference FCN-8s alone, at the shape it sees for a 1x3xSxS input,
@@ -65,7 +66,7 @@ CROP_OFFSETS = {
 }
 
 REFERENCE = dict(num_classes=21, width=1.0, fc_channels=4096, geometry="reference")
-SMALL = dict(num_classes=6, width=0.25, fc_channels=256, geometry="compact")
+SMALL = dict(num_classes=6, width=0.25, fc_channels=256, geometry="compact", learn_upsampling=True)
 SMALL_BATCH, SMALL_SIZE = 8, 96
 # The CamVid run of docs/camvid.md: what one of its training steps computes.
 CAMVID = dict(num_classes=11, width=1.0, fc_channels=1024, geometry="compact")
@@ -76,11 +77,12 @@ CAMVID_SIZE, CAMVID_FROZEN = (360, 480), "conv2_2"
 # The network as data: every layer's kind, shapes and FLOPs (shared by both workers and the parent)
 # --------------------------------------------------------------------------------------------------
 
-def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=None):
+def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=None, learn_upsampling=False):
     """Ordered list of the FCN-8s layers with parameters or arithmetic: one dict per layer with
     ``name``, ``kind`` (conv, pool, convt, loss), ``in_shape``, ``out_shape``, the layer's arguments,
     ``input_grad`` (does backward compute the input's gradient) and ``weight_grad``. ``size`` is S
-    (an SxS input) or (H, W); ``frozen`` names the last trunk layer that is not trained."""
+    (an SxS input) or (H, W); ``frozen`` names the last trunk layer that is not trained;
+    ``learn_upsampling``: the upsampling layers get weight gradients too."""
     g = GEOMETRIES[geometry]
     k = num_classes
     plan = []
@@ -103,7 +105,7 @@ def fcn8s_plan(num_classes, width, fc_channels, geometry, batch, size, frozen=No
                conv_transpose_output_size(w, kernel, factor, padding))
         plan.append(dict(name=name, kind="convt", in_shape=x_shape, out_shape=out, in_channels=c,
                          out_channels=c, kernel=kernel, stride=factor, padding=padding,
-                         input_grad=True, weight_grad=False))
+                         input_grad=True, weight_grad=learn_upsampling))
         return out
 
     for block, (channels, count) in enumerate(VGG16_BLOCKS, 1):
@@ -445,7 +447,8 @@ def bilinear_weight_torch(torch, channels, kernel_size):
     return weight
 
 
-def torch_fcn8s(num_classes=21, width=1.0, fc_channels=4096, geometry="reference", dropout=0.5):
+def torch_fcn8s(num_classes=21, width=1.0, fc_channels=4096, geometry="reference", dropout=0.5,
+                learn_upsampling=False):
     """FCN-8s in torch.nn with minifcn's parameter names, shapes, crops and ceil-mode pools."""
     import torch
     from torch import nn
@@ -485,7 +488,7 @@ def torch_fcn8s(num_classes=21, width=1.0, fc_channels=4096, geometry="reference
                                            bias=False)
                 with torch.no_grad():
                     layer.weight.copy_(bilinear_weight_torch(torch, num_classes, 2 * factor))
-                layer.weight.requires_grad_(False)  # fixed bilinear upsampling
+                layer.weight.requires_grad_(learn_upsampling)  # bilinear, fixed unless learnt
                 setattr(self, name, layer)
             self.offsets = CROP_OFFSETS[geometry]
             self.crop_skips = g.crop_skips
