@@ -51,7 +51,7 @@ class TrainingConfig:
     at_once: bool = False
     learn_upsampling: bool = True
     dropout: float = 0.0
-    epochs: int = 8
+    epochs: int = 7
     batch_size: int = 4
     optimizer: str = "adam"
     lr: float = 3e-3
