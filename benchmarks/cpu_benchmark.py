@@ -21,6 +21,8 @@ Cases:
   conv1-conv2 frozen) on one 1x3x360x480 image, forward+backward: a CamVid training step;
 - ``layers``: every layer of the reference FCN-8s alone, at the shape it sees for a 1x3xSxS input,
   forward and forward+backward;
+- ``camvid-batch2`` (not in the default set): the same step on two images, 2x3x360x480, the batch
+  that minifcn splits over two threads, one image and one BLAS thread each;
 - ``camvid-layers`` (not in the default set): the same for every layer of the ``camvid`` network at
   360x480, named ``camvid:LAYER``; the frozen layers only forward: where a CamVid step spends its time.
 
@@ -55,7 +57,7 @@ from minifcn.models.vgg import VGG16_BLOCKS, scaled_channels  # noqa: E402
 from minifcn.ops import conv_output_size, conv_transpose_output_size, pool_output_size  # noqa: E402
 
 FRAMEWORKS = ("minifcn", "torch")
-CASE_GROUPS = ("full", "small", "camvid", "layers", "camvid-layers")
+CASE_GROUPS = ("full", "small", "camvid", "camvid-batch2", "layers", "camvid-layers")
 
 # The crop offsets of FCN-8s in each geometry, as Caffe's reference prototxt and a hand derivation give
 # them: the PyTorch network crops at these, and the minifcn worker checks that the model's own
@@ -188,6 +190,8 @@ def jobs_for(groups, size, layer_names=None):
         jobs.append("small")
     if "camvid" in groups:
         jobs.append("camvid")
+    if "camvid-batch2" in groups:
+        jobs.append("camvid-batch2")
     for group, network in (("layers", "reference"), ("camvid-layers", "camvid")):
         if group in groups:
             jobs.extend(f"layer:{network}:{spec['name']}" for spec in layer_plan(network, size)
@@ -206,6 +210,9 @@ def case_flops(case, size):
     if case == "camvid/fwd+bwd":
         fwd, bwd = network_flops(layer_plan("camvid", size))
         return fwd + bwd
+    if case == "camvid-batch2/fwd+bwd":
+        fwd, bwd = network_flops(fcn8s_plan(batch=2, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID))
+        return fwd + bwd
     network, name, mode = split_layer_case(case)
     spec = next(s for s in layer_plan(network, size) if s["name"] == name)
     fwd, bwd = layer_flops(spec)
@@ -222,6 +229,8 @@ def case_shape(case, size):
         return f"{SMALL_BATCH}x3x{SMALL_SIZE}x{SMALL_SIZE}"
     if case.startswith("camvid/"):
         return f"1x3x{CAMVID_SIZE[0]}x{CAMVID_SIZE[1]}, {CAMVID_FROZEN} frozen"
+    if case.startswith("camvid-batch2/"):
+        return f"2x3x{CAMVID_SIZE[0]}x{CAMVID_SIZE[1]}, {CAMVID_FROZEN} frozen"
     network, name, _ = split_layer_case(case)
     spec = next(s for s in layer_plan(network, size) if s["name"] == name)
     text = "x".join(map(str, spec["in_shape"])) + " -> " + ("x".join(map(str, spec["out_shape"])) or "scalar")
@@ -289,6 +298,8 @@ def run_job(job, args, model_cases, layer_cases):
         model_cases(SMALL, SMALL_BATCH, SMALL_SIZE, ["small/fwd+bwd"])
     elif job == "camvid":
         model_cases(CAMVID, 1, CAMVID_SIZE, ["camvid/fwd+bwd"], frozen=CAMVID_FROZEN)
+    elif job == "camvid-batch2":
+        model_cases(CAMVID, 2, CAMVID_SIZE, ["camvid-batch2/fwd+bwd"], frozen=CAMVID_FROZEN)
     else:
         _, network, name = job.split(":")
         spec = next(s for s in layer_plan(network, args.size) if s["name"] == name)
@@ -880,8 +891,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default="full,small,camvid,layers",
-                   help="comma-separated case groups: full, small, camvid, layers, camvid-layers "
-                        "(default: all but camvid-layers)")
+                   help="comma-separated case groups: full, small, camvid, camvid-batch2, layers, camvid-layers "
+                        "(default: all but camvid-batch2 and camvid-layers)")
     p.add_argument("--layers", default=None, help="only these layers in the 'layers' group, e.g. conv1_2,fc6")
     p.add_argument("--frameworks", default="minifcn,torch", help="minifcn, torch or both (default)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case; the median is reported (default 5)")
