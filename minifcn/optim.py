@@ -135,9 +135,9 @@ class Adam:
                     self.beta2, 1 - self.beta2, self.weight_decay * parameter.decay_mult, second_correction,
                     self.eps, parameter.data, first, second)
                 continue
-            # Every operation writes into two scratch arrays instead of a fresh temporary: an update
-            # reads and writes each number a dozen times, and allocating those temporaries (page
-            # faults included) cost about as much as the arithmetic.
+            # Every operation writes into two scratch arrays instead of a fresh temporary (the same
+            # arithmetic in the same order): no dozen parameter-sized allocations per update, about
+            # a tenth of the update's time on the default model.
             grad = decayed_gradient(parameter, self.weight_decay)
             scratch, update = self._scratch(parameter.data)
             first *= self.beta1

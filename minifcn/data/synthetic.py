@@ -5,7 +5,7 @@ background. The class of a pixel is decided by the SHAPE of the object it belong
 colour: every object and every background gets random colours, a random gradient and a faint random
 stripe or checker texture, and the whole image gets noise. Objects barely overlap (each is placed so
 that at most 5% of it covers the ones before), so every outline is seen nearly whole; a ring's hole
-shows the background, and bars are 6 to 10 pixels wide (about one cell of the network's stride-8
+shows whatever lies behind it, and bars are 6 to 10 pixels wide (about one cell of the network's stride-8
 output). A network must learn local shape (which needs receptive field) and sharp boundaries (which
 the skip connections of FCN-8s give).
 
@@ -163,8 +163,8 @@ def _placed(draw, label):
 def _texture(rng, y, x, color):
     """(3, S, S) float32: ``color`` shaded by a linear gradient towards a random second colour, with
     stripes or a checker pattern two times in three, so no colour or texture marks a class. The pattern
-    is faint (at most 8 of 255): enough that edges inside a texture are not object outlines, not so
-    strong that it hides them."""
+    is faint (at most 8 of 255): it still puts edges inside objects and backgrounds that are no
+    outlines, without drowning the outlines."""
     size = y.shape[0]
     angle = _uniform(rng, 0, 2 * math.pi)
     ramp = (math.cos(angle) * (x - size / 2) + math.sin(angle) * (y - size / 2)) / size + 0.5
