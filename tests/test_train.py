@@ -125,8 +125,8 @@ def test_device_gpu_trains_briefly_or_says_what_is_missing(tmp_path):
     from minifcn.backend import gpu_available
 
     out = tmp_path / "run"
-    result = run_cli("--device", "gpu", "--epochs", "1", "--synthetic-size", "16", "8", "--out", str(out),
-                     "--no-progress")
+    result = run_cli("--device", "gpu", "--epochs", "1", "--synthetic-size", "16", "8", "--batch-size", "8",
+                     "--out", str(out), "--no-progress")
     if gpu_available():
         assert result.returncode == 0, result.stderr
         assert (out / "last.npz").exists() and load_checkpoint(out / "last.npz").metadata["training"]["iteration"] == 2
