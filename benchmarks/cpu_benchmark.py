@@ -167,10 +167,15 @@ def network_flops(plan):
     return fwd, bwd
 
 
+def camvid_plan(batch=1):
+    """The network of the camvid cases on ``batch`` images of CamVid's size, its first layers frozen."""
+    return fcn8s_plan(batch=batch, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID)
+
+
 def layer_plan(network, size):
     """The layers timed one by one: the reference FCN-8s at SxS, or the network of the camvid case."""
     if network == "camvid":
-        return fcn8s_plan(batch=1, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID)
+        return camvid_plan()
     return fcn8s_plan(batch=1, size=size, **REFERENCE)
 
 
@@ -207,11 +212,8 @@ def case_flops(case, size):
     if case == "small/fwd+bwd":
         fwd, bwd = network_flops(fcn8s_plan(batch=SMALL_BATCH, size=SMALL_SIZE, **SMALL))
         return fwd + bwd
-    if case == "camvid/fwd+bwd":
-        fwd, bwd = network_flops(layer_plan("camvid", size))
-        return fwd + bwd
-    if case == "camvid-batch2/fwd+bwd":
-        fwd, bwd = network_flops(fcn8s_plan(batch=2, size=CAMVID_SIZE, frozen=CAMVID_FROZEN, **CAMVID))
+    if case in ("camvid/fwd+bwd", "camvid-batch2/fwd+bwd"):
+        fwd, bwd = network_flops(camvid_plan(batch=2 if case.startswith("camvid-batch2/") else 1))
         return fwd + bwd
     network, name, mode = split_layer_case(case)
     spec = next(s for s in layer_plan(network, size) if s["name"] == name)
