@@ -1,3 +1,14 @@
 """minifcn: FCN-8s semantic segmentation from scratch on NumPy and CuPy."""
 
+import os
+import sys
+
 __version__ = "0.1.0"
+
+# OpenBLAS's idle threads spin for about 0.1 s after each multi-threaded product, waiting for the next
+# one, and take the cores that ``ops/fast/cores.py``'s threads then need (one image's Winograd layers
+# split over the cores ran no faster than on one core). A short timeout makes them sleep at once.
+# OpenBLAS reads it once, when NumPy loads it, so it is set here, before minifcn imports NumPy, unless
+# the user set it; where NumPy was imported first it cannot take effect, and ``cores`` knows that.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")

@@ -5,9 +5,11 @@ what they copy besides the matrix product and in how much memory that copy takes
 
 1. a 1x1 kernel: ``pointwise``, the convolution is already a matrix product, nothing to copy;
 2. a stride above 1: ``im2col``, the only method with strided windows;
-3. a 3x3 kernel between many channels (the deep layers), where each call has one core (BLAS runs
-   one thread, as in ``data_parallel``'s threads): ``winograd``, whose fewer multiplications save
-   more than its transforms cost;
+3. a 3x3 kernel: ``winograd``, whose fewer multiplications save more than its transforms cost,
+   where each call has one core (BLAS runs one thread, as in ``data_parallel``'s threads) and the
+   channels are many (the deep layers); or where BLAS has several threads, the map is large enough
+   to be cut into runs of tile rows, one per core (``cores.py``), the channels are not few, and
+   BLAS's idle threads leave the cores to those runs;
 4. a column matrix above ``IM2COL_MAX_BYTES``: ``shift``, which builds none;
 5. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
    would compute mostly wrap-around columns;
@@ -24,29 +26,38 @@ each way (``python benchmarks/cpu_benchmark.py --frameworks minifcn ...``) and k
 """
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
+
+from .cores import BLAS_SLEEPS_WHEN_IDLE, blas_threads
 
 # Winograd F(2x2, 3x3) does 16 multiplications per 2x2 output tile where the others do 36, but
 # transforms the input and output around its products, additions that cost in proportion to C + O
-# per pixel while the saving grows with C * O. With at least this many channels on both sides the
-# saving is the larger (256 -> 256 and 512 -> 512 on CamVid's 90x120 to 23x30 maps); with 128 (CamVid's
-# conv3_1, the default model's widest layers) the transforms cost as much as they save or more.
+# per pixel while the saving grows with C * O. On one core, with at least this many channels on both
+# sides the saving is the larger (256 -> 256 and 512 -> 512 on CamVid's 90x120 to 23x30 maps); with 128
+# (CamVid's conv3_1, the default model's widest layers) the transforms cost as much as they save or more.
 # Set by: --cases camvid-layers --threads 1 and --cases layers --layers conv3_2,conv4_2,conv5_2.
 WINOGRAD_MIN_CHANNELS = 256
 
-# Winograd's transforms run on one core whatever BLAS does, and its products are 16 smaller ones per
+# Winograd's transforms are NumPy additions on the calling core, and its products 16 smaller ones per
 # pass where the others make one large one. With BLAS's own threads on one image (a batch of one,
-# which data_parallel runs on the calling thread) only the products are shared between the cores:
-# the CamVid step came out even on an idle 2-core machine and the backward passes slower, and on a
-# machine whose cores were busy with other work several times slower, the threads waiting for each
-# other at every product. With one thread per call (data_parallel's threads, --threads 1) the same
-# layers and the whole step are faster. So winograd only where BLAS runs at most this many threads.
-# Set by: --cases camvid,camvid-layers with --threads 2 (one image, two BLAS threads) and with
-# --threads 1, each with this set to 1 and to 2.
+# which data_parallel runs on the calling thread) only the products would be shared between the
+# cores: the CamVid step came out even on an idle 2-core machine, the backward passes slower. So
+# with more BLAS threads than this, winograd runs split (``winograd.row_parts``: one run of tile rows
+# per core, each in its own thread with one BLAS thread) or not at all.
+# Set by: --cases camvid,camvid-layers with --threads 2 and with --threads 1.
 WINOGRAD_MAX_BLAS_THREADS = 1
 
-# The BLAS libraries NumPy has loaded, asked how many threads their next product will use.
-_BLAS = ThreadpoolController().select(user_api="blas")
+# Split over the cores, Winograd shares its transforms between them where the other methods' copies
+# and additions stay on one core, so it wins on fewer channels than on one core: from 64 -> 64 (a
+# CamVid image's conv1_2 0.67x stacked's or shift's time forward, 0.81x forward+backward; conv2_2
+# 0.68x and 0.83x; a 500x500 image's conv2_2 0.56x and 0.73x, its conv3 0.8x, conv4 0.66x). Each
+# core's products have a part of the map's tile columns, though, and on small maps those thin
+# products lose more than the sharing gains (CamVid's conv5 at 23x30 and a 500x500 image's at 44x44:
+# 1.1x slower; conv4 at 45x60 0.8x). So split winograd from this many channels on both sides and this
+# many output pixels in the batch, and only where BLAS's idle threads do not spin on the cores
+# (``cores.BLAS_SLEEPS_WHEN_IDLE``; with the default spin the split layers ran 1.4x slower).
+# Set by: --cases camvid,camvid-layers and --cases layers (one image, BLAS on two threads).
+WINOGRAD_SPLIT_MIN_CHANNELS = 64
+WINOGRAD_SPLIT_MIN_PIXELS = 2500
 
 # A column matrix (im2col's or stacked's) costs C*kh*kw times the input's memory. Above this size its
 # page faults and memory traffic cost more than the kh*kw separate products of ``shift`` that need no
@@ -66,12 +77,6 @@ SHIFT_MAX_CHANNELS = 64
 SHIFT_MIN_PIXELS = 400
 
 
-def blas_threads():
-    """The threads a matrix product will use now: the most of any BLAS library NumPy has loaded (1 if
-    none is known). Inside ``data_parallel``'s threads it is 1, outside them all the cores by default."""
-    return max((info["num_threads"] for info in _BLAS.info()), default=1)
-
-
 def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, xp=np):
     """The method name for a convolution of x (N, C, H, W) by a (kh, kw) ``kernel``.
 
@@ -86,10 +91,15 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, 
     if tuple(stride) != (1, 1):
         return "im2col"
     n, c = x_shape[:2]
-    # With no output count (a transposed convolution's input gradient) the input's stands for both.
-    many_channels = min(c, out_channels or c) >= WINOGRAD_MIN_CHANNELS
-    if tuple(kernel) == (3, 3) and many_channels and blas_threads() <= WINOGRAD_MAX_BLAS_THREADS:
-        return "winograd"
+    if tuple(kernel) == (3, 3):
+        # With no output count (a transposed convolution's input gradient) the input's stands for both.
+        channels = min(c, out_channels or c)
+        if blas_threads() <= WINOGRAD_MAX_BLAS_THREADS:
+            if channels >= WINOGRAD_MIN_CHANNELS:
+                return "winograd"
+        elif (BLAS_SLEEPS_WHEN_IDLE and channels >= WINOGRAD_SPLIT_MIN_CHANNELS
+              and n * out_hw[0] * out_hw[1] >= WINOGRAD_SPLIT_MIN_PIXELS):
+            return "winograd"
     column_bytes = n * c * kernel[0] * kernel[1] * out_hw[0] * out_hw[1] * itemsize
     if column_bytes > IM2COL_MAX_BYTES:
         return "shift"

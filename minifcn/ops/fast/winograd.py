@@ -37,13 +37,19 @@ What it costs:
 
 - the transforms: additions and copies that read and write the input and output several times
   (V is 16/4 = 4 times the input's size). They are memory traffic, cheap next to the products only
-  where channels are many (the deep layers, 256 and 512 channels); on 3- or 64-channel layers they
-  cost more than the multiplications they save. They run on one core whatever BLAS does;
+  where channels are many (the deep layers, 256 and 512 channels); on one core, on 3- to 128-channel
+  layers they cost as much as the multiplications they save or more. NumPy runs them on the calling
+  core whatever BLAS does;
 - memory: V and M would hold about 8 times the input's memory for a whole map, so they are made one
   band of tile rows at a time (``BAND_BYTES``);
 - 16 smaller products per pass instead of one large one: where BLAS splits each product over
-  several threads, those meet 16 times per pass (``choose`` takes this method only where each call
-  has one core);
+  several threads, those meet 16 times per pass while the transforms between them leave the other
+  cores idle. So where BLAS has several threads (one image on all the cores), each pass cuts the
+  tile rows into one run per thread (``row_parts``) and computes the runs at once, each on its own
+  thread with one BLAS thread (``cores.on_cores``), transforms included; the weight gradient adds
+  the runs' sums in order. Split, the transforms are shared where the other methods' copies stay on
+  one core, so ``choose`` takes it from 64 channels, on maps large enough for the split products (a
+  part of the map's tiles each) to stay efficient;
 - float32 error: the transforms add and subtract values of similar size before the products, so
   rounding errors grow. F(2x2, 3x3) stays near im2col's error (5e-7 to 7e-7 of the largest value on
   CamVid's deep layers, 1.3 to 2 times that of ``stacked``); the larger F(4x4, 3x3) (36 products per
@@ -77,6 +83,7 @@ from collections import namedtuple
 import numpy as np
 
 from ...backend import get_array_module
+from .cores import blas_threads, on_cores
 
 # m outputs per tile side, tile side alpha = m + 2, and the matrices of F(m x m, 3x3).
 Tiles = namedtuple("Tiles", "m alpha B_T G A_T")
@@ -237,9 +244,17 @@ def band_rows(tiles, channels, n, tw, itemsize):
     return max(1, BAND_BYTES // (tiles.alpha**2 * channels * n * tw * itemsize))
 
 
-def bands(th, rows):
-    """(first, count) of each band of ``rows`` tile rows, down th tile rows."""
-    return [(first, min(rows, th - first)) for first in range(0, th, rows)]
+def bands(start, stop, rows):
+    """(first, count) of each band of at most ``rows`` tile rows, from tile row ``start`` to ``stop``."""
+    return [(first, min(rows, stop - first)) for first in range(start, stop, rows)]
+
+
+def row_parts(th, xp):
+    """(start, stop) of the runs of tile rows that the cores compute at once: one run per BLAS thread
+    (``cores.on_cores``), as equal as possible, or a single run on a GPU or where BLAS has one thread."""
+    parts = min(th, blas_threads()) if xp is np else 1
+    bounds = [th * index // parts for index in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def forward(phases, weight, stride, out_hw, tiles=TILES):
@@ -251,9 +266,14 @@ def forward(phases, weight, stride, out_hw, tiles=TILES):
     th, tw = tile_counts(out_hw, tiles)
     u = transform_weight(weight, tiles)  # (alpha^2, O, C)
     y = xp.empty((n, o, th, m, tw, m), dtype=phases.dtype)
-    for first, rows in bands(th, band_rows(tiles, max(c, o), n, tw, phases.itemsize)):
-        v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
-        transform_output(xp.matmul(u, v), y[:, :, first : first + rows], tiles)
+    most_rows = band_rows(tiles, max(c, o), n, tw, phases.itemsize)
+
+    def compute(part):  # the output tiles of one run of tile rows, band by band
+        for first, rows in bands(*part, most_rows):
+            v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
+            transform_output(xp.matmul(u, v), y[:, :, first : first + rows], tiles)
+
+    on_cores(compute, row_parts(th, xp))
     y = y.reshape(n, o, th * m, tw * m)
     if (th * m, tw * m) != tuple(out_hw):
         y = xp.ascontiguousarray(y[:, :, : out_hw[0], : out_hw[1]])  # the tiles that hang over the edge
@@ -285,12 +305,21 @@ def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     th, tw = tile_counts(dy.shape[2:], tiles)
     # Zeros for the outputs past the edge, which the forward pass cut off: they had no gradient.
     dy_phases = stride_phases(dy, (0, 0), (th, tw), tiles)
-    du = None  # (alpha^2, O, C), summed over the bands
-    for first, rows in bands(th, band_rows(tiles, max(c, o), n, tw, phases.itemsize)):
-        v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
-        dm = transform_output_grad(dy_phases[..., first : first + rows, :], tiles)  # (alpha^2, O, P)
-        part = xp.matmul(dm, v.transpose(0, 2, 1))
-        du = part if du is None else xp.add(du, part, out=du)
+    most_rows = band_rows(tiles, max(c, o), n, tw, phases.itemsize)
+
+    def accumulate(part):  # dU (alpha^2, O, C) of one run of tile rows, summed over its bands
+        du = None
+        for first, rows in bands(*part, most_rows):
+            v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
+            dm = transform_output_grad(dy_phases[..., first : first + rows, :], tiles)  # (alpha^2, O, P)
+            product = xp.matmul(dm, v.transpose(0, 2, 1))
+            du = product if du is None else xp.add(du, product, out=du)
+        return du
+
+    # The runs' sums added in order, so the result does not depend on which thread finishes first.
+    du, *others = on_cores(accumulate, row_parts(th, xp))
+    for other in others:
+        du += other
     # dW (O*C, 9) = dU^T @ K, the adjoint of transform_weight's product.
     dweight = du.reshape(tiles.alpha**2, o * c).T @ kernel_matrix(tiles, dy.dtype, xp)
     return dweight.reshape(o, c, 3, 3)

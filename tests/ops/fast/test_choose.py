@@ -18,6 +18,8 @@ from minifcn.ops.fast.choose import (
     STACKED_MAX_WASTE,
     WINOGRAD_MAX_BLAS_THREADS,
     WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_SPLIT_MIN_CHANNELS,
+    WINOGRAD_SPLIT_MIN_PIXELS,
     blas_threads,
     choose_method,
 )
@@ -108,15 +110,37 @@ def test_winograd_channel_threshold():
     assert choose_method((1, many - 1, 24, 24), (3, 3), (1, 1), (22, 22), 4, many) == "stacked"
 
 
-def test_winograd_only_with_one_core_per_call(monkeypatch):
-    """With BLAS running more than WINOGRAD_MAX_BLAS_THREADS threads (one image on all the cores) the
-    deep layers keep the rule's earlier answer: stacked, or shift above IM2COL_MAX_BYTES of columns."""
+def test_winograd_on_many_cores_only_split_and_where_blas_sleeps(monkeypatch):
+    """With BLAS running more than WINOGRAD_MAX_BLAS_THREADS threads (one image on all the cores) a 3x3
+    layer takes winograd, split over the cores, where BLAS's idle threads sleep, both channel counts
+    are at least WINOGRAD_SPLIT_MIN_CHANNELS and the batch has WINOGRAD_SPLIT_MIN_PIXELS output
+    pixels; otherwise the rule's earlier answer: stacked, or shift above IM2COL_MAX_BYTES of columns."""
     conv4_2 = ((1, 512, 47, 62), (3, 3), (1, 1), (45, 60), 4, 512)
     conv3_2 = ((1, 256, 92, 122), (3, 3), (1, 1), (90, 120), 4, 256)
-    assert choose_method(*conv4_2) == "winograd"
+    conv5_2 = ((1, 512, 25, 32), (3, 3), (1, 1), (23, 30), 4, 512)
+    conv1_2 = ((1, 64, 362, 482), (3, 3), (1, 1), (360, 480), 4, 64)
+    few = WINOGRAD_SPLIT_MIN_CHANNELS - 1
+    few_channels = ((1, few, 362, 482), (3, 3), (1, 1), (360, 480), 4, few)
+    assert choose_method(*conv5_2) == "winograd"  # one BLAS thread: every deep layer, none below 256
+    assert choose_method(*conv1_2) == "shift"
     monkeypatch.setattr(choose, "blas_threads", lambda: WINOGRAD_MAX_BLAS_THREADS + 1)
+    monkeypatch.setattr(choose, "BLAS_SLEEPS_WHEN_IDLE", True)
+    for layer in (conv4_2, conv3_2, conv1_2):
+        assert choose_method(*layer) == "winograd"
+    assert choose_method(*conv5_2) == "stacked"
+    assert choose_method(*few_channels) == "shift"
+    side = math.isqrt(WINOGRAD_SPLIT_MIN_PIXELS)
+    at_threshold = ((1, 512, side + 2, side + 3), (3, 3), (1, 1), (side, side + 1), 4, 512)
+    below = ((1, 512, side + 1, side + 2), (3, 3), (1, 1), (side - 1, side), 4, 512)
+    assert side * (side + 1) >= WINOGRAD_SPLIT_MIN_PIXELS > (side - 1) * side
+    assert choose_method(*at_threshold) == "winograd"
+    assert choose_method(*below) == "stacked"
+    four_images = ((4,) + conv5_2[0][1:],) + conv5_2[1:]  # pixels are counted over the batch
+    assert choose_method(*four_images) == "winograd"
+    monkeypatch.setattr(choose, "BLAS_SLEEPS_WHEN_IDLE", False)
     assert choose_method(*conv4_2) == "stacked"
     assert choose_method(*conv3_2) == "shift"
+    assert choose_method(*conv1_2) == "shift"
 
 
 def test_blas_threads_follows_the_library(monkeypatch):

@@ -12,6 +12,7 @@ import pytest
 from minifcn.gradcheck import relative_error
 from minifcn.ops.conv import method_functions, reference_forward, reference_input_grad, reference_weight_grad
 from minifcn.ops.fast import winograd
+from minifcn.ops.fast.cores import on_cores
 from minifcn.ops.fast.winograd import F2x2_3x3, F4x4_3x3
 from minifcn.ops.padding import pad2d
 
@@ -126,6 +127,42 @@ def test_bands_of_tile_rows(tiles, monkeypatch):
     assert winograd.band_rows(tiles, 3, 2, 4, 8) == 1
     test_passes_equal_the_reference(tiles, "7x5-batch-3")
     test_passes_equal_the_reference(tiles, "9x6-no-padding")
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@BOTH_TILES
+def test_tile_rows_split_over_the_cores(tiles, threads, monkeypatch):
+    """With BLAS on several threads (one image on all the cores) each pass cuts the tile rows into one
+    run per thread and computes the runs at once, band by band; the passes still equal the reference,
+    the weight gradient summed over the runs."""
+    monkeypatch.setattr(winograd, "blas_threads", lambda: threads)
+    monkeypatch.setattr(winograd, "BAND_BYTES", 1)
+    splits = []
+
+    def recorded(work, parts):
+        splits.append(parts)
+        return on_cores(work, parts)
+
+    monkeypatch.setattr(winograd, "on_cores", recorded)
+    test_passes_equal_the_reference(tiles, "7x5-batch-3")
+    test_passes_equal_the_reference(tiles, "16x16-divides")
+    # One run per thread, fewer only where the map has fewer tile rows (parts[-1] ends at the last).
+    assert splits and all(len(parts) == min(threads, parts[-1][1]) for parts in splits)
+    assert any(len(parts) == threads for parts in splits)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_row_parts_cover_the_tile_rows(threads, monkeypatch):
+    """The runs cover tile rows 0 .. th - 1 once each, in order, at most one per thread and as equal
+    as possible; on another array module than NumPy (a GPU) one run, whatever BLAS does."""
+    monkeypatch.setattr(winograd, "blas_threads", lambda: threads)
+    for th in range(1, 10):
+        parts = winograd.row_parts(th, np)
+        assert len(parts) == min(th, threads)
+        assert [row for start, stop in parts for row in range(start, stop)] == list(range(th))
+        sizes = [stop - start for start, stop in parts]
+        assert max(sizes) - min(sizes) <= 1
+        assert winograd.row_parts(th, object()) == [(0, th)]
 
 
 # F(2x2, 3x3) in float32 against float64: 5e-7 to 7e-7 on CamVid's deep layers, 1.3-2x the error of

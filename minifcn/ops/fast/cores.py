@@ -1,0 +1,79 @@
+"""The parts of one operation on all the cores: Python threads, each with one BLAS thread.
+
+Why: some methods do much of their work outside BLAS. Winograd's transforms (``winograd.py``) are
+NumPy additions that run on the calling core whatever BLAS does, and its products are many small
+ones. With one image on a multi-core machine, BLAS's own threads would share only the products while
+the other cores wait through the transforms. Cut into parts (Winograd's: runs of tile rows), each
+part computed in its own thread with BLAS limited to one thread per call, the whole operation is
+shared, transforms included. NumPy's ufuncs and BLAS release the GIL while they compute, so the
+threads run at once.
+
+``data_parallel`` does the same over the images of a batch. Inside its threads BLAS already runs one
+thread (``blas_threads()`` is 1), so an operation there makes one part and runs it on the calling
+thread: the cores are never asked for twice.
+"""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from threadpoolctl import ThreadpoolController
+
+_CONTROLLER = ThreadpoolController()
+# The BLAS libraries NumPy has loaded, asked how many threads their next product will use.
+_BLAS = _CONTROLLER.select(user_api="blas")
+
+# OPENBLAS_THREAD_TIMEOUT at or below this (a power of two of CPU cycles, 4 the least OpenBLAS takes)
+# puts OpenBLAS's idle threads to sleep within microseconds of a product instead of the 0.1 s of the
+# default (28) that they would spend spinning on the cores the split parts need.
+SHORT_BLAS_SPIN = 8
+
+_pool = None  # the worker threads, started at the first split operation; idle ones end with the process
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def blas_threads():
+    """The threads a matrix product will use now: the most of any BLAS library NumPy has loaded (1 if
+    none is known). Inside ``data_parallel``'s threads it is 1, outside them all the cores by default."""
+    return max((info["num_threads"] for info in _BLAS.info()), default=1)
+
+
+def _openblas_sleeps_when_idle():
+    """Whether every BLAS library NumPy has loaded is OpenBLAS with a short spin (``SHORT_BLAS_SPIN``):
+    OPENBLAS_THREAD_TIMEOUT set, by the user or by ``minifcn/__init__.py``, before NumPy loaded it. It
+    is read then, and this is asked right after (NumPy is loaded by now); other libraries keep their
+    own idle threads spinning for similar times, and get False."""
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
+    libraries = _BLAS.info()
+    short = timeout.isdigit() and int(timeout) <= SHORT_BLAS_SPIN
+    return bool(libraries) and short and all(info["internal_api"] == "openblas" for info in libraries)
+
+
+# Whether BLAS's idle threads leave the cores free soon after a product: then the parts of one
+# operation may run on threads of their own between BLAS's multi-threaded products.
+BLAS_SLEEPS_WHEN_IDLE = _openblas_sleeps_when_idle()
+
+
+def on_cores(work, parts):
+    """``[work(part) for part in parts]``, part i on thread i with BLAS limited to one thread per call;
+    a single part runs on the calling thread, BLAS untouched. Every part has finished before an error
+    from any of them is raised here."""
+    if len(parts) == 1:
+        return [work(parts[0])]
+    with _CONTROLLER.limit(limits=1, user_api="blas"):
+        futures = [_workers(len(parts)).submit(work, part) for part in parts]
+        wait(futures)
+    return [future.result() for future in futures]
+
+
+def _workers(count):
+    """The pool, grown to at least ``count`` threads."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool_size < count:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(count, thread_name_prefix="minifcn-cores")
+            _pool_size = count
+        return _pool

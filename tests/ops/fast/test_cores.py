@@ -1,0 +1,83 @@
+"""Tests for minifcn.ops.fast.cores: one operation's parts on threads of their own, one BLAS thread each."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from threadpoolctl import ThreadpoolController, threadpool_info
+
+from minifcn.ops.fast.cores import blas_threads, on_cores
+
+
+def test_parts_run_on_threads_of_their_own_with_one_blas_thread():
+    """Three parts: three distinct threads, none of them the caller's, each seeing one BLAS thread;
+    the results come back in the parts' order, and BLAS's setting is restored after."""
+    before = blas_threads()
+    barrier = threading.Barrier(3, timeout=10)  # passes only if the three parts run at the same time
+
+    def work(part):
+        barrier.wait()
+        return part, threading.get_ident(), blas_threads()
+
+    results = on_cores(work, ["a", "b", "c"])
+    assert [part for part, _, _ in results] == ["a", "b", "c"]
+    threads = {ident for _, ident, _ in results}
+    assert len(threads) == 3 and threading.get_ident() not in threads
+    assert [threads_seen for _, _, threads_seen in results] == [1, 1, 1]
+    assert blas_threads() == before
+
+
+def test_one_part_runs_on_the_calling_thread_with_blas_untouched():
+    with ThreadpoolController().limit(limits=2, user_api="blas"):
+        expected = blas_threads()
+        [(ident, seen)] = on_cores(lambda part: (threading.get_ident(), blas_threads()), ["only"])
+    assert ident == threading.get_ident()
+    assert seen == expected
+
+
+def test_an_error_is_raised_after_every_part_has_finished():
+    finished = []
+
+    def work(part):
+        if part == 0:
+            raise ValueError("part 0 failed")
+        time.sleep(0.2)
+        finished.append(part)
+
+    with pytest.raises(ValueError, match="part 0 failed"):
+        on_cores(work, [0, 1])
+    assert finished == [1]
+
+
+# Which OPENBLAS_THREAD_TIMEOUT the process ends up with, and whether cores counts on idle BLAS
+# threads sleeping, for an import order and the user's own setting.
+PROBE = """
+import os, sys
+for name in sys.argv[1].split(","):
+    __import__(name)
+from minifcn.ops.fast import cores
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"), cores.BLAS_SLEEPS_WHEN_IDLE)
+"""
+
+
+def probe(imports, timeout=None):
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if timeout is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = timeout
+    out = subprocess.run([sys.executable, "-c", PROBE, imports], env=env, capture_output=True, text=True, check=True)
+    value, sleeps = out.stdout.split()
+    return value, sleeps == "True"
+
+
+@pytest.mark.skipif(not any(info["internal_api"] == "openblas" for info in threadpool_info()),
+                    reason="NumPy's BLAS here is not OpenBLAS")
+def test_blas_timeout_is_set_before_numpy_loads_it_or_not_at_all():
+    """Imported before NumPy, minifcn sets OpenBLAS's idle-thread timeout short and counts on it; the
+    user's own setting is kept (and counted on only if short); after NumPy, nothing is set or counted on."""
+    assert probe("minifcn") == ("4", True)
+    assert probe("minifcn", timeout="6") == ("6", True)
+    assert probe("minifcn", timeout="28") == ("28", False)
+    assert probe("numpy,minifcn") == ("None", False)
