@@ -371,8 +371,10 @@ def minifcn_worker(job, args):
 
     from minifcn.data_parallel import DataParallel
     from minifcn.layers import Conv2d, ConvTranspose2d, MaxPool2d, SoftmaxCrossEntropy
+    from minifcn.allocator import keep_freed_memory
     from minifcn.models import build_model
 
+    keep_freed_memory()  # the allocator as minifcn's programs set it (minifcn/allocator.py)
     baseline = max_rss_mb()
     env = dict(numpy=np.__version__, blas_build=numpy_blas_build(), blas_runtime=openblas_info())
     rng = np.random.default_rng(0)
