@@ -23,10 +23,10 @@ _CONTROLLER = ThreadpoolController()
 # The BLAS libraries NumPy has loaded, asked how many threads their next product will use.
 _BLAS = _CONTROLLER.select(user_api="blas")
 
-# OPENBLAS_THREAD_TIMEOUT at or below this (a power of two of CPU cycles, 4 the least OpenBLAS takes)
-# puts OpenBLAS's idle threads to sleep within microseconds of a product instead of the 0.1 s of the
-# default (28) that they would spend spinning on the cores the split parts need.
-SHORT_BLAS_SPIN = 8
+# OPENBLAS_THREAD_TIMEOUT is how long OpenBLAS's idle threads spin after a product before they sleep,
+# 2^value CPU cycles: the default, 28, is about 0.1 s, long enough to take the cores from the split
+# parts of the next layer; at or below this (about 0.3 ms) they leave them soon enough.
+SHORT_BLAS_SPIN = 20
 
 _pool = None  # the worker threads, started at the first split operation; idle ones end with the process
 _pool_size = 0
