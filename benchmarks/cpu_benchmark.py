@@ -369,9 +369,9 @@ def numpy_blas_build():
 def minifcn_worker(job, args):
     import numpy as np
 
+    from minifcn.allocator import keep_freed_memory
     from minifcn.data_parallel import DataParallel
     from minifcn.layers import Conv2d, ConvTranspose2d, MaxPool2d, SoftmaxCrossEntropy
-    from minifcn.allocator import keep_freed_memory
     from minifcn.models import build_model
 
     keep_freed_memory()  # the allocator as minifcn's programs set it (minifcn/allocator.py)
