@@ -16,7 +16,8 @@ from minifcn.ops.fast import METHODS
 
 # (N, C, O, H, W, kernel, stride, padding): batches of one and several images, odd maps and channel
 # counts, strides and gaps between windows, padding larger than the kernel (as conv1_1's 100),
-# non-square kernels, strides and paddings, fc6's 7x7 on a map smaller than the kernel, and enough
+# non-square kernels, strides and paddings, kernels that are (or are not) whole multiples of the
+# stride, as the upsamplings' 2x stride, fc6's 7x7 on a map smaller than the kernel, and enough
 # channels (140 * 9 rows) that shift's weight gradient takes one product per offset.
 SHAPES = {
     "k3s1p1-17x19": (2, 5, 7, 17, 19, 3, 1, 1),
@@ -29,6 +30,10 @@ SHAPES = {
     "k3s2p1-13x11": (2, 3, 5, 13, 11, 3, 2, 1),
     "k2s3p0-9x7": (2, 3, 4, 9, 7, 2, 3, 0),
     "k3x1s2x1p1x0-7x9": (2, 3, 5, 7, 9, (3, 1), (2, 1), (1, 0)),
+    "k5s2p2-11x9": (2, 3, 4, 11, 9, 5, 2, 2),
+    "k4s2p1-14x10-upsampling-by-2": (2, 3, 4, 14, 10, 4, 2, 1),
+    "k16s8p4-32x24-upsampling-by-8": (2, 3, 2, 32, 24, 16, 8, 4),
+    "k16s8p0-37x29-upsampling-by-8": (1, 2, 3, 37, 29, 16, 8, 0),
     "k1s1p0-17x19": (2, 7, 5, 17, 19, 1, 1, 0),
     "k1s1p2-17x19": (2, 7, 5, 17, 19, 1, 1, 2),
     "k1s2p1-13x11": (3, 5, 3, 13, 11, 1, 2, 1),
