@@ -16,7 +16,8 @@ of the input with dy), the input gradient weight^T @ dy followed by ``scatter_wi
 each column back over the window it came from (dx is a transposed convolution of dy).
 
 ``method="reference"`` runs it. ``method="auto"`` (the default) lets ``fast.choose_method`` pick one
-of the faster methods in ``minifcn/ops/fast/``, each tested equal to the reference; a method can also
+of the faster methods in ``minifcn/ops/fast/``, each tested equal to the reference, after cutting
+the taps of a kernel wider than its map that only ever meet padding (``fast.live_taps``); a method can also
 be named: ``"im2col"``, ``"stacked"``, ``"shift"`` (stride 1), ``"winograd"`` (3x3 kernels, stride 1)
 or ``"pointwise"`` (1x1 kernels).
 """
@@ -32,7 +33,9 @@ from .windows import gather_windows, scatter_windows
 
 REFERENCE = "reference"
 
-ConvCache = namedtuple("ConvCache", "method prepared weight input_hw stride padding has_bias")
+# ``weight`` and ``padding`` are those the method ran with; ``taps`` is None, or where ``method="auto"``
+# cut the kernel (``fast.live_taps``), (the whole kernel's size, the (rows, cols) slices kept).
+ConvCache = namedtuple("ConvCache", "method prepared weight input_hw stride padding has_bias taps", defaults=(None,))
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -129,15 +132,21 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
         raise ValueError(
             f"input of spatial size {(h, w)} is too small for a {kernel} kernel with padding {padding}"
         )
+    taps = None
     if method == "auto":
-        method = fast.choose_method(x.shape, kernel, stride, out_hw, x.dtype.itemsize, weight.shape[0],
-                                    xp=get_array_module(x))
+        xp = get_array_module(x)
+        cut = fast.live_taps((h, w), kernel, stride, padding, out_hw, xp)
+        if cut is not None:  # a kernel reaching past a small map: drop the taps that only see padding
+            (kept, padding), taps = cut, (kernel, cut[0])
+            weight = fast.cut_kernel(weight, kept)
+            kernel = tuple(weight.shape[2:])
+        method = fast.choose_method(x.shape, kernel, stride, out_hw, x.dtype.itemsize, weight.shape[0], xp=xp)
     impl = method_functions(method, kernel, stride)
     prepared = impl.prepare(x, padding)
     y = impl.forward(prepared, weight, stride, out_hw)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
-    return y, ConvCache(method, prepared, weight, (h, w), stride, padding, bias is not None)
+    return y, ConvCache(method, prepared, weight, (h, w), stride, padding, bias is not None, taps)
 
 
 def conv2d_backward(dy, cache, input_grad=True, weight_grad=True):
@@ -153,6 +162,8 @@ def conv2d_backward(dy, cache, input_grad=True, weight_grad=True):
     dx = dweight = dbias = None
     if weight_grad:
         dweight = impl.weight_grad(cache.prepared, dy, cache.weight.shape[2:], cache.stride)
+        if cache.taps is not None:
+            dweight = fast.whole_kernel_grad(dweight, *cache.taps)
         if cache.has_bias:
             dbias = dy.sum(axis=(0, 2, 3))
     if input_grad:

@@ -17,7 +17,8 @@ products, which is where the time goes on a CPU.
 - ``max_pool_gathered``: max pooling (not a convolution) in a few kernels per pass, which
   ``max_pool.py`` uses for arrays on a GPU;
 - ``products``: the two batched products the weight gradients reduce to, each in its faster form;
-- ``choose``: ``choose_method``, the one rule behind ``method="auto"``.
+- ``choose``: ``choose_method``, the one rule behind ``method="auto"``;
+- ``live_taps``: which taps of a kernel wider than its map ever meet it; ``method="auto"`` cuts the rest.
 
 Each method module has the same four functions: ``prepare(x, padding)`` (the padded input the others
 read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``conv.conv2d_backward``
@@ -26,6 +27,7 @@ call them, and ``conv_transpose`` calls them with the roles of input and output 
 
 from . import gathered, im2col, pointwise, shift, stacked, winograd
 from .choose import choose_method
+from .live_taps import cut_kernel, live_taps, whole_kernel_grad
 
 METHODS = {
     "gathered": gathered,
@@ -36,4 +38,4 @@ METHODS = {
     "winograd": winograd,
 }
 
-__all__ = ["METHODS", "choose_method"]
+__all__ = ["METHODS", "choose_method", "cut_kernel", "live_taps", "whole_kernel_grad"]

@@ -1,0 +1,93 @@
+"""A kernel wider than its map: ``method="auto"`` drops the taps that only meet padding, and the
+convolution's output and gradients stay the reference's (which keeps every tap)."""
+
+import numpy as np
+import pytest
+
+from minifcn.backend import to_numpy
+from minifcn.gradcheck import relative_error
+from minifcn.ops.conv import conv2d, conv2d_backward, conv_output_size
+from minifcn.ops.fast import cut_kernel, live_taps
+
+
+def test_fc6_on_a_3x3_pool5_keeps_the_middle_5x5():
+    # Output row i reads input rows i - 3 .. i + 3; rows 0 .. 2 exist, so taps 1 .. 5 meet one.
+    assert live_taps((3, 3), (7, 7), (1, 1), (3, 3), (3, 3)) == ((slice(1, 6), slice(1, 6)), (2, 2))
+
+
+def test_every_tap_live_on_a_large_map():
+    assert live_taps((16, 16), (7, 7), (1, 1), (0, 0), (10, 10)) is None
+    assert live_taps((96, 96), (3, 3), (1, 1), (1, 1), (96, 96)) is None
+
+
+def test_only_the_axis_with_dead_taps_is_cut():
+    # 3 rows but 20 columns: every column tap meets the map somewhere.
+    assert live_taps((3, 20), (7, 7), (1, 1), (3, 3), (3, 20)) == ((slice(1, 6), slice(0, 7)), (2, 3))
+
+
+def test_uneven_cut_keeps_the_axis_whole():
+    # Stride 2 over a 2-row map padded by 3: one output row reads rows a - 3, so taps 3 and 4 are live,
+    # three dead taps before them and two after: the padding would differ, so nothing is cut.
+    assert live_taps((2, 2), (7, 7), (2, 2), (3, 3), (1, 1)) is None
+    # Padding 4 on a 2-row map: output rows 0 .. 3 read rows i + a - 4, taps 1 .. 5 live: cut evenly.
+    assert live_taps((2, 2), (7, 7), (1, 1), (4, 4), (4, 4)) == ((slice(1, 6), slice(1, 6)), (3, 3))
+
+
+def _hand_live_taps(size, k, s, p, out):
+    """Which taps meet a real cell for some output, counted by hand."""
+    return [a for a in range(k) if any(0 <= s * i + a - p < size for i in range(out))]
+
+
+@pytest.mark.parametrize("size, k, s, p", [(3, 7, 1, 3), (2, 7, 1, 4), (5, 7, 1, 3), (3, 5, 2, 3), (1, 3, 1, 1),
+                                           (4, 7, 2, 3), (6, 7, 1, 1)])
+def test_cut_matches_a_count_by_hand(size, k, s, p):
+    out = conv_output_size(size, k, s, p)
+    cut = live_taps((size, size), (k, k), (s, s), (p, p), (out, out))
+    live = _hand_live_taps(size, k, s, p, out)
+    if cut is None:  # nothing cut: every tap live, or the dead ones not as many at both ends
+        assert live == list(range(k)) or live[0] != k - 1 - live[-1]
+    else:
+        (rows, _), (padding, _) = cut
+        assert list(range(rows.start, rows.stop)) == live
+        assert padding == p - live[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n, c, o, h, w, k, s, p", [
+    (2, 6, 5, 3, 3, 7, 1, 3),  # fc6 on the default model's pool5
+    (3, 4, 3, 2, 2, 7, 1, 4),
+    (2, 3, 4, 3, 20, 7, 1, 3),  # cut along the rows only
+    (2, 3, 4, 1, 1, 7, 2, 3),  # strided
+    (1, 2, 3, 1, 1, 3, 1, 1),  # a 1x1 map: only the centre tap
+])
+def test_auto_with_cut_taps_equals_the_reference(xp, dtype, n, c, o, h, w, k, s, p):
+    rng = np.random.default_rng(0)
+    x = xp.asarray(rng.standard_normal((n, c, h, w)).astype(dtype))
+    weight = xp.asarray(rng.standard_normal((o, c, k, k)).astype(dtype))
+    bias = xp.asarray(rng.standard_normal(o).astype(dtype))
+    y_auto, cache_auto = conv2d(x, weight, bias, s, p, "auto")
+    y_ref, cache_ref = conv2d(x, weight, bias, s, p, "reference")
+    assert (cache_auto.taps is not None) == (xp is np)  # these shapes are cut, on the CPU
+    dy = xp.asarray(rng.standard_normal(y_ref.shape).astype(dtype))
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    assert relative_error(y_auto, y_ref) <= tolerance
+    for got, want in zip(conv2d_backward(dy, cache_auto), conv2d_backward(dy, cache_ref)):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert relative_error(got, want) <= tolerance
+    # The cut taps never met the map: the reference's gradient there is exactly zero too.
+    if xp is not np:
+        return
+    _, dweight, _ = conv2d_backward(dy, cache_auto)
+    (rows, cols) = cache_auto.taps[1]
+    ring = np.ones((k, k), bool)
+    ring[rows, cols] = False
+    for kernel_grad in (dweight, conv2d_backward(dy, cache_ref)[1]):
+        assert not np.any(to_numpy(kernel_grad)[:, :, ring])
+
+
+def test_cut_kernel_is_the_slice():
+    weight = np.arange(2 * 3 * 7 * 6, dtype=np.float32).reshape(2, 3, 7, 6)
+    taps = (slice(1, 6), slice(2, 4))
+    cut = cut_kernel(weight, taps)
+    assert cut.flags.c_contiguous
+    np.testing.assert_array_equal(cut, weight[:, :, 1:6, 2:4])
