@@ -26,12 +26,11 @@ Only for NumPy arrays on the CPU: on a GPU the device already runs the whole bat
 
 import copy
 import os
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .layers import Module
+from .ops.fast.cores import on_cores
 
 
 def available_cores():
@@ -58,11 +57,9 @@ class DataParallel(Module):
             raise ValueError(f"DataParallel splits batches over CPU threads; a model on {model.device} runs whole")
         self.model = model
         self.threads = max(1, threads or available_cores())
-        self._blas = ThreadpoolController()
         # Not children: their parameters share the model's values and are no parameters of the tree.
         self._replicas = []  # made at the first split forward pass, so freezing before it is seen
         self._parts = None  # the batch slices of the last forward pass
-        self._pool = None  # the worker threads, started at the first split pass; idle ones end with the process
 
     def forward(self, x):
         """Scores (N, K, H, W) for x (N, 3, H, W), each part of the batch computed on its own thread."""
@@ -105,13 +102,9 @@ class DataParallel(Module):
     # --- threads and replicas ---------------------------------------------------------------------
 
     def _run(self, work, models, parts):
-        """``work(model, part)`` for every part of the batch, part i on thread i, BLAS single-threaded."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="minifcn-data-parallel")
-        with self._blas.limit(limits=1, user_api="blas"):
-            futures = [self._pool.submit(work, model, part) for model, part in zip(models, parts)]
-            wait(futures)  # all of them, so no thread is still computing when an error is raised here
-        return [future.result() for future in futures]
+        """``work(model, part)`` for every part of the batch, part i on thread i, BLAS single-threaded
+        (``ops.fast.cores.on_cores``, whose threads also split one image's layers)."""
+        return on_cores(lambda pair: work(*pair), list(zip(models, parts)))
 
     def _sync_replicas(self, count):
         """Make ``count`` replicas agree with the model: its current weights, frozen parameters and

@@ -8,9 +8,10 @@ part computed in its own thread with BLAS limited to one thread per call, the wh
 shared, transforms included. NumPy's ufuncs and BLAS release the GIL while they compute, so the
 threads run at once.
 
-``data_parallel`` does the same over the images of a batch. Inside its threads BLAS already runs one
-thread (``blas_threads()`` is 1), so an operation there makes one part and runs it on the calling
-thread: the cores are never asked for twice.
+``data_parallel`` runs the parts of a batch here too, one part per core. Inside those threads BLAS
+already runs one thread (``blas_threads()`` is 1), so an operation there makes one part and runs it
+on the calling thread: the cores are never asked for twice, and no thread of the pool waits on
+another.
 """
 
 import os
