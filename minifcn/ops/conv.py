@@ -17,9 +17,9 @@ each column back over the window it came from (dx is a transposed convolution of
 
 ``method="reference"`` runs it. ``method="auto"`` (the default) lets ``fast.choose_method`` pick one
 of the faster methods in ``minifcn/ops/fast/``, each tested equal to the reference, after cutting
-the taps of a kernel wider than its map that only ever meet padding (``fast.live_taps``); a method can also
-be named: ``"im2col"``, ``"stacked"``, ``"shift"`` (stride 1), ``"winograd"`` (3x3 kernels, stride 1)
-or ``"pointwise"`` (1x1 kernels).
+the taps of a kernel wider than its map that only ever meet padding (``fast.live_taps``); a method
+can also be named: ``"im2col"``, ``"stacked"``, ``"shift"`` (stride 1), ``"winograd"`` (3x3 kernels,
+stride 1) or ``"pointwise"`` (1x1 kernels).
 """
 
 from collections import namedtuple
@@ -35,7 +35,8 @@ REFERENCE = "reference"
 
 # ``weight`` and ``padding`` are those the method ran with; ``taps`` is None, or where ``method="auto"``
 # cut the kernel (``fast.live_taps``), (the whole kernel's size, the (rows, cols) slices kept).
-ConvCache = namedtuple("ConvCache", "method prepared weight input_hw stride padding has_bias taps", defaults=(None,))
+ConvCache = namedtuple("ConvCache", "method prepared weight input_hw stride padding has_bias taps",
+                       defaults=(None,))
 
 
 def conv_output_size(size, kernel, stride, padding):

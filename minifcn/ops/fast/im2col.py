@@ -40,12 +40,14 @@ def prepare(x, padding):
 
 def _blocks(kernel, stride):
     """[(q, offsets)] along one axis: block q holds the kernel offsets q*stride .. up to the kernel's end."""
-    return [(q, slice(start, min(start + stride, kernel))) for q, start in enumerate(range(0, kernel, stride))]
+    starts = range(0, kernel, stride)
+    return [(q, slice(start, min(start + stride, kernel))) for q, start in enumerate(starts)]
 
 
 def _by_phase(maps, stride):
-    """A view (C, sh, sw, N, I, J) of ``maps`` (N, C, I*sh, J*sw), C-contiguous: cell (I, J) of
-    phase (r, t) is maps[:, :, I*sh + r, J*sw + t]."""
+    """``maps`` (N, C, I*sh, J*sw) as (C, sh, sw, N, I, J): cell (I, J) of phase (r, t) is
+    maps[:, :, I*sh + r, J*sw + t]. A view of a contiguous map (the scatter adds into it); a cut
+    one may be copied, which only the gather reads."""
     n, c, rows, width = maps.shape
     sh, sw = stride
     return maps.reshape(n, c, rows // sh, sh, width // sw, sw).transpose(1, 3, 5, 0, 2, 4)
@@ -64,14 +66,14 @@ def gather(xpad, kernel, stride, out_hw):
     n, c, hp, wp = xpad.shape
     (kh, kw), (sh, sw), (oh, ow) = kernel, stride, out_hw
     rows, width = _phase_shape(kernel, stride, out_hw)
-    if (rows, width) != (hp, wp) or not xpad.flags.c_contiguous:
-        # Cut (or zero-extend, where the last block's unused offsets reach past the map) to whole
-        # strides; the cells beyond Hp, Wp are only read by offsets past the kernel, never kept.
+    if rows <= hp and width <= wp:
+        fitted = xpad[:, :, :rows, :width]  # cells past the last window's are never read
+    else:
+        # The last block's offsets past the kernel reach beyond the map: zeros there, never kept.
         fitted = xp.zeros((n, c, rows, width), dtype=xpad.dtype)
-        keep_h, keep_w = min(rows, hp), min(width, wp)
-        fitted[:, :, :keep_h, :keep_w] = xpad[:, :, :keep_h, :keep_w]
-        xpad = fitted
-    phases = _by_phase(xpad, stride)
+        kept = (slice(None), slice(None), slice(min(rows, hp)), slice(min(width, wp)))
+        fitted[kept] = xpad[kept]
+    phases = _by_phase(fitted, stride)
     columns = xp.empty((c, kh, kw, n, oh, ow), dtype=xpad.dtype)
     for q, a in _blocks(kh, sh):
         for p, b in _blocks(kw, sw):
