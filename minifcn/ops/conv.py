@@ -53,11 +53,14 @@ def dy_as_matrix(dy):
     return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(dy.shape[1], -1)
 
 
-def reference_forward(xpad, weight, stride, out_hw):
-    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with xpad (N, C, Hp, Wp)."""
+def reference_forward(xpad, weight, stride, out_hw, gather=gather_windows):
+    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with xpad (N, C, Hp, Wp).
+
+    ``gather`` copies the windows into columns; ``fast/im2col.py`` passes one that makes the same
+    columns in fewer NumPy calls."""
     xp = get_array_module(xpad, weight)
     n, o = xpad.shape[0], weight.shape[0]
-    columns = gather_windows(xpad, weight.shape[2:], stride, out_hw)  # (C, kh, kw, N, OH, OW)
+    columns = gather(xpad, weight.shape[2:], stride, out_hw)  # (C, kh, kw, N, OH, OW)
     y = weight.reshape(o, -1) @ columns.reshape(-1, n * out_hw[0] * out_hw[1])  # (O, N*OH*OW)
     return xp.ascontiguousarray(y.reshape(o, n, *out_hw).transpose(1, 0, 2, 3))
 
@@ -70,12 +73,13 @@ def reference_weight_grad(xpad, dy, kernel, stride):
     return (dy_as_matrix(dy) @ columns.T).reshape(o, c, *kernel)
 
 
-def reference_input_grad(dy, weight, stride, padded_hw):
-    """dxpad (N, C, Hp, Wp): each output's gradient dy (N, O, OH, OW) spread back over its window."""
+def reference_input_grad(dy, weight, stride, padded_hw, scatter=scatter_windows):
+    """dxpad (N, C, Hp, Wp): each output's gradient dy (N, O, OH, OW) spread back over its window
+    (by ``scatter``, the adjoint of the forward pass's ``gather``)."""
     n, o, oh, ow = dy.shape
     _, c, kh, kw = weight.shape
     dcolumns = weight.reshape(o, -1).T @ dy_as_matrix(dy)  # (C*kh*kw, N*OH*OW)
-    return scatter_windows(dcolumns.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)
+    return scatter(dcolumns.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)
 
 
 # The reference as a method like the fast ones: prepare the input, forward, and the two gradients.

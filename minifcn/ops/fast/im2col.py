@@ -100,12 +100,9 @@ def scatter(columns, padded_hw, stride):
 
 
 def forward(xpad, weight, stride, out_hw):
-    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with ``xpad`` (N, C, Hp, Wp)."""
-    xp = get_array_module(xpad, weight)
-    n, o = xpad.shape[0], weight.shape[0]
-    columns = gather(xpad, weight.shape[2:], stride, out_hw)
-    y = weight.reshape(o, -1) @ columns.reshape(-1, n * out_hw[0] * out_hw[1])  # (O, N*OH*OW)
-    return xp.ascontiguousarray(y.reshape(o, n, *out_hw).transpose(1, 0, 2, 3))
+    """y (N, O, OH, OW) = weight (O, C, kh, kw) correlated with ``xpad`` (N, C, Hp, Wp): the reference's,
+    with this module's gather."""
+    return reference.reference_forward(xpad, weight, stride, out_hw, gather=gather)
 
 
 def weight_grad(xpad, dy, kernel, stride):
@@ -117,8 +114,6 @@ def weight_grad(xpad, dy, kernel, stride):
 
 
 def input_grad(dy, weight, stride, padded_hw):
-    """dxpad (N, C, Hp, Wp): each output's gradient dy (N, O, OH, OW) spread back over its window."""
-    n, o, oh, ow = dy.shape
-    _, c, kh, kw = weight.shape
-    dcolumns = weight.reshape(o, -1).T @ reference.dy_as_matrix(dy)  # (C*kh*kw, N*OH*OW)
-    return scatter(dcolumns.reshape(c, kh, kw, n, oh, ow), padded_hw, stride)
+    """dxpad (N, C, Hp, Wp): each output's gradient spread back over its window: the reference's, with
+    this module's scatter."""
+    return reference.reference_input_grad(dy, weight, stride, padded_hw, scatter=scatter)
