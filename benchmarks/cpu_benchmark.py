@@ -25,6 +25,9 @@ Cases:
   that minifcn splits over two threads, one image and one BLAS thread each;
 - ``camvid-layers`` (not in the default set): the same for every layer of the ``camvid`` network at
   360x480, named ``camvid:LAYER``; the frozen layers only forward: where a CamVid step spends its time.
+- ``small-layers`` (not in the default set): every layer of the ``small`` network on 4x3x96x96, one
+  data_parallel thread's share of its batch, named ``small:LAYER``; with ``--threads 1`` each layer
+  runs as it does inside that thread.
 
 minifcn runs the models as ``python -m minifcn.train`` does, through ``minifcn.data_parallel``: a
 batch of several images is split over the threads, one part and one single-threaded BLAS per core
@@ -57,7 +60,7 @@ from minifcn.models.vgg import VGG16_BLOCKS, scaled_channels  # noqa: E402
 from minifcn.ops import conv_output_size, conv_transpose_output_size, pool_output_size  # noqa: E402
 
 FRAMEWORKS = ("minifcn", "torch")
-CASE_GROUPS = ("full", "small", "camvid", "camvid-batch2", "layers", "camvid-layers")
+CASE_GROUPS = ("full", "small", "camvid", "camvid-batch2", "layers", "camvid-layers", "small-layers")
 
 # The crop offsets of FCN-8s in each geometry, as Caffe's reference prototxt and a hand derivation give
 # them: the PyTorch network crops at these, and the minifcn worker checks that the model's own
@@ -173,14 +176,18 @@ def camvid_plan(batch=1):
 
 
 def layer_plan(network, size):
-    """The layers timed one by one: the reference FCN-8s at SxS, or the network of the camvid case."""
+    """The layers timed one by one: the reference FCN-8s at SxS, the network of the camvid case, or the
+    small one on the part of its batch that one of two data_parallel threads computes."""
     if network == "camvid":
         return camvid_plan()
+    if network == "small":
+        return fcn8s_plan(batch=SMALL_BATCH // 2, size=SMALL_SIZE, **SMALL)
     return fcn8s_plan(batch=1, size=size, **REFERENCE)
 
 
 def split_layer_case(case):
-    """"conv3_1/fwd" -> ("reference", "conv3_1", "fwd"); "camvid:conv3_1/fwd" -> ("camvid", ...)."""
+    """"conv3_1/fwd" -> ("reference", "conv3_1", "fwd"); "camvid:conv3_1/fwd" -> ("camvid", ...);
+    "small:conv3_1/fwd" -> ("small", ...)."""
     name, mode = case.split("/")
     network, _, name = name.rpartition(":")
     return network or "reference", name, mode
@@ -197,7 +204,7 @@ def jobs_for(groups, size, layer_names=None):
         jobs.append("camvid")
     if "camvid-batch2" in groups:
         jobs.append("camvid-batch2")
-    for group, network in (("layers", "reference"), ("camvid-layers", "camvid")):
+    for group, network in (("layers", "reference"), ("camvid-layers", "camvid"), ("small-layers", "small")):
         if group in groups:
             jobs.extend(f"layer:{network}:{spec['name']}" for spec in layer_plan(network, size)
                         if layer_names is None or spec["name"] in layer_names)
@@ -414,7 +421,7 @@ def minifcn_worker(job, args):
         elif spec["kind"] == "convt":
             layer = ConvTranspose2d(spec["in_channels"], spec["out_channels"], spec["kernel"], spec["stride"],
                                     spec["padding"])
-            layer.weight.requires_grad = False  # fixed bilinear upsampling, as in the model
+            layer.weight.requires_grad = spec["weight_grad"]  # learned only where the model learns it
         elif spec["kind"] == "pool":
             layer = MaxPool2d(2, 2, ceil_mode=True)
         else:
@@ -583,7 +590,7 @@ def torch_worker(job, args):
                                        spec["padding"], bias=False)
             with torch.no_grad():
                 layer.weight.copy_(bilinear_weight_torch(torch, spec["in_channels"], spec["kernel"]))
-            layer.weight.requires_grad_(False)
+            layer.weight.requires_grad_(spec["weight_grad"])
         elif spec["kind"] == "pool":
             layer = nn.MaxPool2d(2, 2, ceil_mode=True)
         else:
@@ -895,9 +902,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default="full,small,camvid,layers",
-                   help="comma-separated case groups: full, small, camvid, camvid-batch2, layers, camvid-layers "
-                        "(default: all but camvid-batch2 and camvid-layers)")
-    p.add_argument("--layers", default=None, help="only these layers in the 'layers' group, e.g. conv1_2,fc6")
+                   help="comma-separated case groups: full, small, camvid, camvid-batch2, layers, camvid-layers, "
+                        "small-layers (default: all but camvid-batch2, camvid-layers and small-layers)")
+    p.add_argument("--layers", default=None,
+                   help="only these layers in the layer groups (layers, camvid-layers, small-layers), e.g. conv1_2,fc6")
     p.add_argument("--frameworks", default="minifcn,torch", help="minifcn, torch or both (default)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per case; the median is reported (default 5)")
     p.add_argument("--layer-repeats", type=int, default=None, help="timed runs per layer case (default: --repeats)")
