@@ -341,7 +341,9 @@ def fit(trainer, config, world=None):
         if isinstance(error, user_errors()):
             print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
         elif isinstance(error, Exception):
-            traceback.print_exc()
+            # In one write, not print_exc's line by line: mpiexec's forwarding of this rank's stderr
+            # stops when the abort below ends the ranks, and once passed on only the first line.
+            sys.stderr.write(traceback.format_exc())
         world.abort(exit_code_of(error))
         raise
     if not shared:
