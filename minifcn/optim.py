@@ -18,7 +18,10 @@ resumption.
 On a GPU each update is one fused kernel per parameter (``ElementwiseKernel``, the same arithmetic in
 the same order as the NumPy lines, each scalar rounded to float32 as NumPy rounds it), where the NumPy
 lines would issue 5 (SGD) to 12 (Adam) kernels per parameter: a GPU step is bound by how many kernels
-Python issues. The CPU keeps the NumPy lines, which need no compiler.
+Python issues. The CPU keeps the NumPy lines, which need no compiler, and cuts the elements of all the
+parameters into one run per core (``ops/fast/cores.py``): every element's update is independent of
+the others, so the values are the same to the bit, and the update, a tenth of the default model's
+training step on one core, takes about half as long.
 """
 
 import math
@@ -26,6 +29,7 @@ import math
 import numpy as np
 
 from .backend import elementwise_kernel, get_array_module, to_device, to_numpy
+from .ops.fast.cores import element_runs, elements, elementwise_threads, on_cores
 
 
 # velocity <- momentum * velocity - lr * (g + decay * w); w <- w + velocity
@@ -43,10 +47,37 @@ _ADAM_KERNEL = ("T grad, T step_size, T beta1, T one_minus_beta1, T beta2, T one
                 "minifcn_adam_update")
 
 
-def decayed_gradient(parameter, weight_decay):
-    """The gradient with L2 weight decay added: g + wd * decay_mult * w (g itself when there is none)."""
-    decay = weight_decay * parameter.decay_mult
-    return parameter.grad + decay * parameter.data if decay else parameter.grad
+def decayed_gradient(grad, data, decay):
+    """The gradient with L2 weight decay added: g + decay * w (g itself when there is none)."""
+    return grad + decay * data if decay else grad
+
+
+def update_on_cores(groups, update):
+    """``update(run, index, arrays)`` over every group of same-shaped host arrays in ``groups`` (a
+    parameter's data, gradient and optimizer state), the elements of all of them cut into one run per
+    core and the runs computed at once: ``update`` gets the run's number, the group's index and the
+    group's arrays cut to one piece of the run, and must change them elementwise in place."""
+    contiguous = all(array.flags.c_contiguous for group in groups for array in group)
+    runs = element_runs([group[0].size for group in groups], elementwise_threads() if contiguous else 1)
+    if not runs:
+        return
+
+    def compute(numbered_run):
+        run, pieces = numbered_run
+        for index, start, stop in pieces:
+            update(run, index, [elements(array, start, stop) for array in groups[index]])
+
+    on_cores(compute, list(enumerate(runs)))
+
+
+def scratch_arrays(buffers, run, data, count):
+    """``count`` float arrays shaped like ``data``: views of flat buffers that ``buffers`` (a dict) keeps
+    for each run of an update (``update_on_cores``), grown to the largest piece they have held. They are
+    only needed within one piece's update, and a run's pieces are updated one after the other."""
+    kept = buffers.get(run)
+    if kept is None or len(kept) < count or kept[0].size < data.size or kept[0].dtype != data.dtype:
+        kept = buffers[run] = tuple(np.empty(data.size, data.dtype) for _ in range(count))
+    return tuple(buffer[: data.size].reshape(data.shape) for buffer in kept[:count])
 
 
 class SGD:
@@ -60,10 +91,12 @@ class SGD:
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.velocity = {}
+        self._buffers = {}  # run of the NumPy update -> its scratch space (``scratch_arrays``)
 
     def step(self, lr=None):
         """Update every trainable parameter once, with ``lr`` (or the optimizer's own rate)."""
         lr = self.lr if lr is None else lr
+        on_host = []  # (parameter, velocity) of the parameters in host memory
         for name, parameter in self.parameters:
             if not parameter.requires_grad:
                 continue
@@ -71,14 +104,29 @@ class SGD:
             velocity = self.velocity.get(name)
             if velocity is None:
                 velocity = self.velocity[name] = xp.zeros_like(parameter.data)
-            if xp is not np:
+            if xp is np:
+                on_host.append((parameter, velocity))
+            else:
                 elementwise_kernel(xp, *_SGD_KERNEL)(parameter.grad, lr * parameter.lr_mult, self.momentum,
                                               self.weight_decay * parameter.decay_mult, parameter.data, velocity)
-                continue
-            step = decayed_gradient(parameter, self.weight_decay)
+
+        def update_piece(run, index, arrays):
+            # step = lr * (g + decay * w), written into a kept scratch array rather than two fresh
+            # parameter-sized temporaries (the same arithmetic in the same order).
+            data, grad, velocity = arrays
+            parameter = on_host[index][0]
+            (step,) = scratch_arrays(self._buffers, run, data, 1)
+            decay = self.weight_decay * parameter.decay_mult
+            if decay:
+                np.add(grad, np.multiply(data, decay, out=step), out=step)
+            else:
+                step[...] = grad
+            step *= lr * parameter.lr_mult
             velocity *= self.momentum
-            velocity -= (lr * parameter.lr_mult) * step
-            parameter.data += velocity
+            velocity -= step
+            data += velocity
+
+        update_on_cores([(parameter.data, parameter.grad, velocity) for parameter, velocity in on_host], update_piece)
 
     def state_dict(self):
         """The velocities as host arrays ``{name: array}`` (for checkpoints and exact resumption)."""
@@ -114,7 +162,7 @@ class Adam:
         self.weight_decay = weight_decay
         self.steps = 0
         self.moments = {}  # name -> (first moment m, second moment v)
-        self._buffers = None  # scratch space of the NumPy update (``_scratch``)
+        self._buffers = {}  # run of the NumPy update -> its scratch space (``scratch_arrays``)
 
     def step(self, lr=None):
         """Update every trainable parameter once, with ``lr`` (or the optimizer's own rate)."""
@@ -122,6 +170,7 @@ class Adam:
         self.steps += 1
         first_correction = 1 - self.beta1**self.steps
         second_correction = 1 - self.beta2**self.steps
+        on_host = []  # the parameters in host memory, with their moments
         for name, parameter in self.parameters:
             if not parameter.requires_grad:
                 continue
@@ -129,17 +178,22 @@ class Adam:
             if name not in self.moments:
                 self.moments[name] = (xp.zeros_like(parameter.data), xp.zeros_like(parameter.data))
             first, second = self.moments[name]
-            if xp is not np:
+            if xp is np:
+                on_host.append((parameter, first, second))
+            else:
                 elementwise_kernel(xp, *_ADAM_KERNEL)(
                     parameter.grad, lr * parameter.lr_mult / first_correction, self.beta1, 1 - self.beta1,
                     self.beta2, 1 - self.beta2, self.weight_decay * parameter.decay_mult, second_correction,
                     self.eps, parameter.data, first, second)
-                continue
+
+        def update_piece(run, index, arrays):
             # Every operation writes into two scratch arrays instead of a fresh temporary (the same
             # arithmetic in the same order): no dozen parameter-sized allocations per update, about
             # a tenth of the update's time on the default model.
-            grad = decayed_gradient(parameter, self.weight_decay)
-            scratch, update = self._scratch(parameter.data)
+            data, grad, first, second = arrays
+            parameter = on_host[index][0]
+            grad = decayed_gradient(grad, data, self.weight_decay * parameter.decay_mult)
+            scratch, update = scratch_arrays(self._buffers, run, data, 2)
             first *= self.beta1
             first += np.multiply(grad, 1 - self.beta1, out=scratch)
             second *= self.beta2
@@ -148,15 +202,10 @@ class Adam:
             denominator = np.sqrt(np.divide(second, second_correction, out=scratch), out=scratch)
             denominator += self.eps
             np.multiply(first, lr * parameter.lr_mult / first_correction, out=update)
-            parameter.data -= np.divide(update, denominator, out=update)
+            data -= np.divide(update, denominator, out=update)
 
-    def _scratch(self, data):
-        """Two float arrays shaped like ``data``: views of two buffers as large as the largest
-        parameter, shared by all of them (they are only needed within one parameter's update)."""
-        if self._buffers is None or self._buffers[0].size < data.size or self._buffers[0].dtype != data.dtype:
-            size = max(parameter.data.size for _, parameter in self.parameters)
-            self._buffers = (np.empty(size, data.dtype), np.empty(size, data.dtype))
-        return tuple(buffer[: data.size].reshape(data.shape) for buffer in self._buffers)
+        update_on_cores([(parameter.data, parameter.grad, first, second) for parameter, first, second in on_host],
+                        update_piece)
 
     def state_dict(self):
         """The moments and the step count as host arrays (for checkpoints and exact resumption)."""

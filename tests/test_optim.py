@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import minifcn.optim
 from minifcn.layers import Parameter
 from minifcn.optim import SGD, Adam, constant_lr, poly_lr, step_lr, warmup
 
@@ -193,3 +194,38 @@ def test_fused_update_is_one_kernel_per_parameter(cupy_backend):
         with cupy_backend.cupyx.allow_synchronize(False):
             optimizer.step()
         assert cupy_backend.COUNTERS["launches"] == 3
+
+
+def _run_cut_into(runs, monkeypatch, make_optimizer, layout="C", steps=4):
+    """Parameters of several sizes (one frozen) after ``steps`` updates computed in ``runs`` runs."""
+    monkeypatch.setattr(minifcn.optim, "elementwise_threads", lambda: runs)
+    rng = np.random.default_rng(5)
+    shapes = [(8, 3, 3, 3), (8,), (1,), (5, 7), (16, 8, 1, 1)]
+    parameters = [(f"p{i}", Parameter(np.array(rng.standard_normal(shape), np.float32, order=layout),
+                                      lr_mult=1.0 + i % 2, decay_mult=float(i != 1)))
+                  for i, shape in enumerate(shapes)]
+    parameters[2][1].requires_grad = False
+    optimizer = make_optimizer(parameters)
+    for step in range(steps):
+        for _, parameter in parameters:
+            parameter.grad[...] = np.sin(parameter.data * (step + 1))
+        optimizer.step(lr=0.01 * (step + 1))
+    return [parameter.data for _, parameter in parameters]
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda params: SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-2),
+    lambda params: SGD(params, lr=0.05, momentum=0.9, weight_decay=0.0),
+    lambda params: Adam(params, lr=0.05, weight_decay=1e-2),
+], ids=["sgd", "sgd-no-decay", "adam"])
+def test_the_update_cut_into_runs_gives_the_same_bits(monkeypatch, make_optimizer):
+    """The host update is cut into one run per core, the cuts falling inside parameters; each element's
+    update is its own, so two or three runs give exactly the values of one (which the tests above check
+    against torch and by hand). Arrays that are not C-contiguous are never cut, and update in place."""
+    whole = _run_cut_into(1, monkeypatch, make_optimizer)
+    for runs in (2, 3, 7):
+        for got, expected in zip(_run_cut_into(runs, monkeypatch, make_optimizer), whole):
+            np.testing.assert_array_equal(got, expected)
+    fortran = _run_cut_into(2, monkeypatch, make_optimizer, layout="F")
+    for got, expected in zip(fortran, whole):
+        np.testing.assert_array_equal(got, expected)

@@ -8,6 +8,10 @@ part computed in its own thread with BLAS limited to one thread per call, the wh
 shared, transforms included. NumPy's ufuncs and BLAS release the GIL while they compute, so the
 threads run at once.
 
+Elementwise updates too large for one core to do quickly (the optimizers' steps over all the
+parameters, data_parallel's sum of gradients) are cut into runs of elements (``element_runs``), one
+per core: each element's update is its own, so the values are the same to the bit.
+
 ``data_parallel`` runs the parts of a batch here too, one part per core. Inside those threads BLAS
 already runs one thread (``blas_threads()`` is 1), so an operation there makes one part and runs it
 on the calling thread: the cores are never asked for twice, and no thread of the pool waits on
@@ -54,6 +58,42 @@ def _openblas_sleeps_when_idle():
 # Whether BLAS's idle threads leave the cores free soon after a product: then the parts of one
 # operation may run on threads of their own between BLAS's multi-threaded products.
 BLAS_SLEEPS_WHEN_IDLE = _openblas_sleeps_when_idle()
+
+
+def elementwise_threads():
+    """How many runs an elementwise update (the optimizers', a sum of gradients) is cut into: one per
+    BLAS thread where BLAS's idle threads leave the cores soon after a product, so that the runs do not
+    wait for cores a spinning BLAS thread holds; else 1. Inside ``data_parallel``'s threads it is 1."""
+    return blas_threads() if BLAS_SLEEPS_WHEN_IDLE else 1
+
+
+def element_runs(sizes, runs):
+    """Cut the elements of arrays of these ``sizes``, taken one after the other, into at most ``runs``
+    runs of sizes as equal as possible: for each run, a list of ``(array index, start, stop)`` over the
+    flattened arrays. An elementwise operation computed run by run, each on a core of its own
+    (``on_cores``), gives the same values to the bit as computed whole."""
+    total = sum(sizes)
+    runs = max(1, min(runs, total))
+    bounds = [total * index // runs for index in range(runs + 1)]
+    cut, offset = [[] for _ in range(runs)], 0
+    for index, size in enumerate(sizes):
+        for run, (low, high) in enumerate(zip(bounds[:-1], bounds[1:])):
+            start, stop = max(low, offset) - offset, min(high, offset + size) - offset
+            if start < stop:
+                cut[run].append((index, start, stop))
+        offset += size
+    return [ranges for ranges in cut if ranges]
+
+
+def elements(array, start, stop):
+    """The elements ``start:stop`` of ``array`` in C order, as a view to compute in place: the array
+    itself when that is all of it (any layout), else a slice of its flattened view (C-contiguous only:
+    flattening anything else would copy, and an update of the copy would be lost)."""
+    if (start, stop) == (0, array.size):
+        return array
+    if not array.flags.c_contiguous:
+        raise ValueError("only a C-contiguous array can be cut into runs")
+    return array.reshape(-1)[start:stop]
 
 
 def on_cores(work, parts):

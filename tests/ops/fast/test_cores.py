@@ -9,7 +9,9 @@ import time
 import pytest
 from threadpoolctl import ThreadpoolController, threadpool_info
 
-from minifcn.ops.fast.cores import blas_threads, on_cores
+import numpy as np
+
+from minifcn.ops.fast.cores import blas_threads, element_runs, elements, on_cores
 
 
 def test_parts_run_on_threads_of_their_own_with_one_blas_thread():
@@ -81,3 +83,24 @@ def test_blas_timeout_is_set_before_numpy_loads_it_or_not_at_all():
     assert probe("minifcn", timeout="6") == ("6", True)
     assert probe("minifcn", timeout="28") == ("28", False)
     assert probe("numpy,minifcn") == ("None", False)
+
+
+@pytest.mark.parametrize("sizes, runs", [([7, 1, 30, 0, 5], 2), ([7, 1, 30, 0, 5], 3), ([4], 9), ([100], 1), ([], 2)])
+def test_element_runs_cover_every_element_once_in_equal_runs(sizes, runs):
+    """Listed run by run, the ranges are the arrays' elements in order, each once; the runs' sizes
+    differ by at most one, and there are never more runs than elements."""
+    cut = element_runs(sizes, runs)
+    covered = [(index, position) for ranges in cut for index, start, stop in ranges for position in range(start, stop)]
+    assert covered == [(index, position) for index, size in enumerate(sizes) for position in range(size)]
+    totals = [sum(stop - start for _, start, stop in ranges) for ranges in cut]
+    assert len(cut) == min(runs, sum(sizes)) and (not totals or max(totals) - min(totals) <= 1)
+
+
+def test_elements_are_views_that_update_the_array():
+    array = np.arange(12.0).reshape(3, 4)
+    elements(array, 5, 9)[...] = -1
+    assert array.reshape(-1).tolist() == [0, 1, 2, 3, 4, -1, -1, -1, -1, 9, 10, 11]
+    transposed = array.T
+    assert elements(transposed, 0, 12) is transposed  # whole: any layout
+    with pytest.raises(ValueError, match="C-contiguous"):
+        elements(transposed, 0, 6)  # flattening it would copy, and the update would be lost
