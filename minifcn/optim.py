@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from .backend import elementwise_kernel, get_array_module, to_device, to_numpy
-from .ops.fast.cores import element_runs, elements, elementwise_threads, on_cores
+from .ops.fast.cores import elementwise_on_cores
 
 
 # velocity <- momentum * velocity - lr * (g + decay * w); w <- w + velocity
@@ -52,28 +52,11 @@ def decayed_gradient(grad, data, decay):
     return grad + decay * data if decay else grad
 
 
-def update_on_cores(groups, update):
-    """``update(run, index, arrays)`` over every group of same-shaped host arrays in ``groups`` (a
-    parameter's data, gradient and optimizer state), the elements of all of them cut into one run per
-    core and the runs computed at once: ``update`` gets the run's number, the group's index and the
-    group's arrays cut to one piece of the run, and must change them elementwise in place."""
-    contiguous = all(array.flags.c_contiguous for group in groups for array in group)
-    runs = element_runs([group[0].size for group in groups], elementwise_threads() if contiguous else 1)
-    if not runs:
-        return
-
-    def compute(numbered_run):
-        run, pieces = numbered_run
-        for index, start, stop in pieces:
-            update(run, index, [elements(array, start, stop) for array in groups[index]])
-
-    on_cores(compute, list(enumerate(runs)))
-
-
 def scratch_arrays(buffers, run, data, count):
     """``count`` float arrays shaped like ``data``: views of flat buffers that ``buffers`` (a dict) keeps
-    for each run of an update (``update_on_cores``), grown to the largest piece they have held. They are
-    only needed within one piece's update, and a run's pieces are updated one after the other."""
+    for each run of an update (``cores.elementwise_on_cores``), grown to the largest piece they have
+    held. They are only needed within one piece's update, and a run's pieces are updated one after the
+    other."""
     kept = buffers.get(run)
     if kept is None or len(kept) < count or kept[0].size < data.size or kept[0].dtype != data.dtype:
         kept = buffers[run] = tuple(np.empty(data.size, data.dtype) for _ in range(count))
@@ -126,7 +109,8 @@ class SGD:
             velocity -= step
             data += velocity
 
-        update_on_cores([(parameter.data, parameter.grad, velocity) for parameter, velocity in on_host], update_piece)
+        groups = [(parameter.data, parameter.grad, velocity) for parameter, velocity in on_host]
+        elementwise_on_cores(groups, update_piece)
 
     def state_dict(self):
         """The velocities as host arrays ``{name: array}`` (for checkpoints and exact resumption)."""
@@ -204,8 +188,8 @@ class Adam:
             np.multiply(first, lr * parameter.lr_mult / first_correction, out=update)
             data -= np.divide(update, denominator, out=update)
 
-        update_on_cores([(parameter.data, parameter.grad, first, second) for parameter, first, second in on_host],
-                        update_piece)
+        groups = [(parameter.data, parameter.grad, first, second) for parameter, first, second in on_host]
+        elementwise_on_cores(groups, update_piece)
 
     def state_dict(self):
         """The moments and the step count as host arrays (for checkpoints and exact resumption)."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import minifcn.optim
+import minifcn.ops.fast.cores
 from minifcn.layers import Parameter
 from minifcn.optim import SGD, Adam, constant_lr, poly_lr, step_lr, warmup
 
@@ -198,7 +198,7 @@ def test_fused_update_is_one_kernel_per_parameter(cupy_backend):
 
 def _run_cut_into(runs, monkeypatch, make_optimizer, layout="C", steps=4):
     """Parameters of several sizes (one frozen) after ``steps`` updates computed in ``runs`` runs."""
-    monkeypatch.setattr(minifcn.optim, "elementwise_threads", lambda: runs)
+    monkeypatch.setattr(minifcn.ops.fast.cores, "elementwise_threads", lambda: runs)
     rng = np.random.default_rng(5)
     shapes = [(8, 3, 3, 3), (8,), (1,), (5, 7), (16, 8, 1, 1)]
     parameters = [(f"p{i}", Parameter(np.array(rng.standard_normal(shape), np.float32, order=layout),

@@ -96,6 +96,24 @@ def elements(array, start, stop):
     return array.reshape(-1)[start:stop]
 
 
+def elementwise_on_cores(groups, update):
+    """``update(run, index, arrays)`` over every group of same-shaped host arrays in ``groups`` (a
+    parameter's data, gradient and optimizer state), the elements of all of them cut into one run per
+    core and the runs computed at once: ``update`` gets the run's number, the group's index and the
+    group's arrays cut to one piece of the run, and must change them elementwise in place."""
+    contiguous = all(array.flags.c_contiguous for group in groups for array in group)
+    runs = element_runs([group[0].size for group in groups], elementwise_threads() if contiguous else 1)
+    if not runs:
+        return
+
+    def compute(numbered_run):
+        run, pieces = numbered_run
+        for index, start, stop in pieces:
+            update(run, index, [elements(array, start, stop) for array in groups[index]])
+
+    on_cores(compute, list(enumerate(runs)))
+
+
 def on_cores(work, parts):
     """``[work(part) for part in parts]``, part i on thread i with BLAS limited to one thread per call;
     a single part runs on the calling thread, BLAS untouched. Every part has finished before an error
