@@ -6,10 +6,9 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController, threadpool_info
-
-import numpy as np
 
 from minifcn.ops.fast.cores import blas_threads, element_runs, elements, on_cores
 
