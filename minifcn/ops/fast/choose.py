@@ -14,7 +14,8 @@ what they copy besides the matrix product and in how much memory that copy takes
 5. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
    would compute mostly wrap-around columns;
 6. the image layer of a single image: ``im2col``, whose product is already the output;
-7. few channels, not growing, on a large map: ``shift``; otherwise ``stacked``.
+7. few channels, not growing, and one image's column matrix too large for the caches to help:
+   ``shift``; otherwise ``stacked``.
 
 On a GPU (arrays of another module than NumPy) none of that applies: a step there is bound by how many
 kernels Python issues, so the rule is ``pointwise`` for a 1x1 kernel and ``gathered`` otherwise, a
@@ -69,12 +70,18 @@ IM2COL_MAX_BYTES = 64 * 2**20
 # Set by: --cases small and --cases layers --layers fc6 (fc6's 7x7 kernel on 3x3 to 16x16 maps).
 STACKED_MAX_WASTE = 0.25
 
-# ``stacked`` copies C*kh*kw rows of the whole batch twice per step; ``shift`` adds up kh*kw products of
-# O rows each. With at most this many input channels, no more output channels than input ones and at
-# least SHIFT_MIN_PIXELS output pixels, the additions are the cheaper. Set by: --cases small (the
-# default model's 16->16 to 64->64 convolutions on 96x96 to 24x24 maps, batch 8).
+# ``stacked`` builds its column matrix a block of images at a time (``stacked.BLOCK_BYTES``), at least
+# one image's; ``shift`` adds up kh*kw products of O rows each and builds none. With at most
+# SHIFT_MAX_CHANNELS input channels and no more output channels than input ones (products thin enough
+# that the copies count), stacked is the faster up to STACKED_MAX_IMAGE_BYTES of one image's columns
+# and shift above. One image on 2 BLAS threads, forward+backward: even at 10-16 MB (32 -> 32 channels
+# at 96x96, 16 -> 16 at 150x150, 48 -> 48 at 96x96), shift 0.93x stacked's time at 22 MB (64 -> 64 at
+# 96x96) and 0.86x at 26 MB (32 -> 32 at 150x150). The default model's trunk (4 or 8 images, 5.4 MB an
+# image or less) stacked, 0.92x shift's time on one core at 96x96 and 48x48, even at 24x24.
+# Set by: --cases small-layers --threads 1 and --cases small, and for one image the shapes above on
+# 2 BLAS threads, timed with conv2d(..., method="stacked") against method="shift".
 SHIFT_MAX_CHANNELS = 64
-SHIFT_MIN_PIXELS = 400
+STACKED_MAX_IMAGE_BYTES = 16 * 2**20
 
 
 def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, xp=np):
@@ -112,4 +119,4 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, 
         # Set by: --cases layers --layers conv1_1 and --cases camvid.
         return "im2col"
     few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
-    return "shift" if few_channels and out_hw[0] * out_hw[1] >= SHIFT_MIN_PIXELS else "stacked"
+    return "shift" if few_channels and column_bytes > n * STACKED_MAX_IMAGE_BYTES else "stacked"

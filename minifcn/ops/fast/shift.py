@@ -12,6 +12,8 @@ columns) wrap into the next row and are garbage: they are cut off after the forw
 zero in the incoming gradient of the backward pass, so they never contribute.
 """
 
+import numpy as np
+
 from ...backend import get_array_module
 from ..padding import pad2d
 from .products import sum_of_products
@@ -48,9 +50,20 @@ def copy_shifted_views(flat, kernel, wp, start, length, out):
     """Fill ``out`` (C, kh, kw, ..., length) with the flat maps ``flat`` (C, ..., cells) read from
     ``start`` shifted by each kernel offset: out[:, a, b] = flat[..., start + a*Wp + b :][:length].
     The column matrix of ``stacked`` and of the banded weight gradient below."""
-    kh, kw = kernel
-    for a in range(kh):
-        for b in range(kw):
+    last = start + (kernel[0] - 1) * wp + kernel[1] - 1 + length  # one past the last cell read
+    if last > flat.shape[-1]:
+        raise ValueError(f"the shifted views read up to cell {last} of maps of {flat.shape[-1]}")
+    if get_array_module(flat) is np:
+        # One view whose index (c, a, b, ..., i) reads flat[c, ..., start + a*Wp + b + i], its windows
+        # overlapping (a read-only view may): one copy of it is one NumPy call, not kh*kw.
+        channel_step, *batch_steps, cell = flat.strides
+        shifted = np.lib.stride_tricks.as_strided(
+            flat[..., start:], shape=out.shape, strides=(channel_step, wp * cell, cell, *batch_steps, cell),
+            writeable=False)
+        np.copyto(out, shifted)
+        return out
+    for a in range(kernel[0]):  # CuPy (these methods are the CPU's, but any array may be given)
+        for b in range(kernel[1]):
             shift = start + a * wp + b
             out[:, a, b] = flat[..., shift : shift + length]
     return out

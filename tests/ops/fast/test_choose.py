@@ -14,7 +14,7 @@ from threadpoolctl import ThreadpoolController
 from minifcn.ops.fast import choose
 from minifcn.ops.fast.choose import (
     IM2COL_MAX_BYTES,
-    SHIFT_MIN_PIXELS,
+    STACKED_MAX_IMAGE_BYTES,
     STACKED_MAX_WASTE,
     WINOGRAD_MAX_BLAS_THREADS,
     WINOGRAD_MIN_CHANNELS,
@@ -46,11 +46,13 @@ NAMED_SHAPES = {
     # The image layer of one image: im2col, whose product is already the output; on a batch, stacked.
     "conv1_1-one-image-360x480": ((1, 3, 362, 482), (3, 3), (1, 1), (360, 480), 64, "im2col"),
     "conv1_1-default-model": ((8, 3, 98, 98), (3, 3), (1, 1), (96, 96), 16, "stacked"),
-    # The default model's trunk (batch 8 of 96x96): shift for few, not growing channels on large maps.
-    "conv1_2-default-model": ((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "shift"),
+    # The default model's trunk (batch 8 of 96x96, at most 5.4 MB of columns an image): stacked.
+    "conv1_2-default-model": ((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "stacked"),
     "conv2_1-default-model": ((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
-    "conv2_2-default-model": ((8, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "shift"),
-    "conv3_2-default-model": ((8, 64, 26, 26), (3, 3), (1, 1), (24, 24), 64, "shift"),
+    "conv2_2-default-model": ((8, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
+    "conv3_2-default-model": ((8, 64, 26, 26), (3, 3), (1, 1), (24, 24), 64, "stacked"),
+    # One image of 64 channels at 96x96 (22 MB of columns): shift.
+    "64-channels-96x96-one-image": ((1, 64, 98, 98), (3, 3), (1, 1), (96, 96), 64, "shift"),
     "conv4_2-default-model": ((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 128, "stacked"),
     "conv5_1-default-model": ((8, 128, 8, 8), (3, 3), (1, 1), (6, 6), 128, "stacked"),
     # Many channels, a 3x3 kernel: winograd, also where the column matrix would send it to shift
@@ -92,11 +94,14 @@ def test_waste_threshold():
     assert choose_method((2, 128, out + 3, width - 1), (5, 5), (1, 1), (out - 1, out - 1), 4, 128) == "im2col"
 
 
-def test_shift_needs_a_large_map():
-    """16 -> 16 channels on one row of output pixels: shift from SHIFT_MIN_PIXELS on, stacked below."""
-    pixels = SHIFT_MIN_PIXELS
-    assert choose_method((8, 16, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 16) == "shift"
-    assert choose_method((8, 16, 3, pixels + 1), (3, 3), (1, 1), (1, pixels - 1), 4, 16) == "stacked"
+def test_shift_above_one_images_stacked_bytes():
+    """16 -> 16 channels on one row of output pixels: shift where one image's column matrix is above
+    STACKED_MAX_IMAGE_BYTES, stacked at it, whatever the batch (below IM2COL_MAX_BYTES in all)."""
+    pixels = STACKED_MAX_IMAGE_BYTES // (16 * 9 * 4)  # one image's column bytes exactly at the limit
+    for images in (1, 3):
+        assert choose_method((images, 16, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 16) == "stacked"
+        assert choose_method((images, 16, 3, pixels + 3), (3, 3), (1, 1), (1, pixels + 1), 4, 16) == "shift"
+    assert 3 * (pixels + 1) * 16 * 9 * 4 <= IM2COL_MAX_BYTES
 
 
 def test_winograd_channel_threshold():
