@@ -407,9 +407,7 @@ def minifcn_worker(job, args):
 
         def step():
             runner.zero_grad()
-            scores = runner.forward(x)
-            loss_layer.forward(scores, labels)
-            runner.backward(loss_layer.backward())
+            runner.forward_backward(x, labels, loss_layer)
 
         out.extend(time_cases(cases, forward, step, runner.clear_cache, args, baseline))
 

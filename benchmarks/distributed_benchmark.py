@@ -121,8 +121,7 @@ def main(argv=None):
 
     def step():
         runner.zero_grad()
-        loss = loss_layer.forward(runner.forward(x), y)
-        runner.backward(loss_layer.backward())
+        loss = runner.forward_backward(x, y, loss_layer)
         if allreduce is not None:
             loss = allreduce.reduce(loss, labelled_weight(y, loss_layer), {}).loss
         optimizer.step(1e-4)

@@ -13,8 +13,9 @@ How it stays the same computation:
 - thread 0 runs the model itself on the first part of the batch; each other thread runs a replica, a
   copy of the model whose parameters share their values (``data``) with the model's but have their
   own gradient buffers, so no two threads ever add into the same array;
-- the scores of the parts are joined, so the loss is computed on the whole batch as before (its
-  normaliser counts every non-ignored pixel of the batch) and its gradient is split again for backward;
+- the loss is the whole batch's: ``forward_backward`` (the training step) computes each part's loss
+  and its gradient in the part's thread, divided by the batch's normaliser (every non-ignored pixel
+  of the batch), and adds the parts' losses; ``forward`` joins the parts' scores;
 - after backward the replicas' gradients are added into the model's in a fixed order, so the result
   does not depend on which thread finishes first; it equals the one-thread step's up to the order of
   float sums;
@@ -76,6 +77,32 @@ class DataParallel(Module):
         scores = self._run(lambda model, part: model.forward(x[part]), models, self._parts)
         return np.concatenate(scores)
 
+    def forward_backward(self, x, labels, loss_layer):
+        """Module.forward_backward with each part of the batch on its own thread from its forward pass
+        to its backward pass, the loss of each part computed there: no thread waits for the others in
+        between, and the loss takes no step of its own on one core. Returns the batch's loss."""
+        parts = split_batch(len(x), self.threads)
+        if len(parts) == 1:
+            return self.model.forward_backward(x, labels, loss_layer)
+        self._sync_replicas(len(parts) - 1)
+        models = [self.model] + self._replicas[: len(parts) - 1]
+        normaliser = loss_layer.normaliser(labels)
+        part_losses = [copy.copy(loss_layer) for _ in parts]  # each keeps its own part's cache
+
+        def part_step(model, part, part_loss):
+            if model is not self.model:
+                model.zero_grad()  # a replica's buffers hold only this batch's gradient
+            loss = part_loss.forward(model.forward(x[part]), labels[part], normaliser)
+            model.backward(part_loss.backward())
+            return loss
+
+        losses = on_cores(lambda work: part_step(*work), list(zip(models, parts, part_losses)))
+        self._add_replica_gradients(len(parts) - 1)
+        total = losses[0]
+        for loss in losses[1:]:
+            total = total + loss
+        return total
+
     def backward(self, dscores):
         """Add the gradients for dscores (N, K, H, W) into the model's parameters (as model.backward)."""
         parts = self._parts
@@ -92,12 +119,7 @@ class DataParallel(Module):
             model.backward(dscores[part])
 
         self._run(backward_part, [self.model] + replicas, parts)
-        # The replicas' gradients added into the model's, each element in the replicas' order, so the
-        # sum does not depend on the threads' timing; the elements are cut into one run per core.
-        copies = self._replica_parameters[: len(replicas)]
-        groups = [(parameter.grad, *(parameters[index].grad for parameters in copies))
-                  for index, parameter in enumerate(self._parameters) if parameter.requires_grad]
-        elementwise_on_cores(groups, add_into_first)
+        self._add_replica_gradients(len(replicas))
         return None
 
     def clear_cache(self):
@@ -112,6 +134,15 @@ class DataParallel(Module):
         """``work(model, part)`` for every part of the batch, part i on thread i, BLAS single-threaded
         (``ops.fast.cores.on_cores``, whose threads also split one image's layers)."""
         return on_cores(lambda pair: work(*pair), list(zip(models, parts)))
+
+    def _add_replica_gradients(self, count):
+        """Add the first ``count`` replicas' gradients into the model's, each element in the replicas'
+        order, so the sum does not depend on the threads' timing; the elements are cut into one run per
+        core."""
+        copies = self._replica_parameters[:count]
+        groups = [(parameter.grad, *(parameters[index].grad for parameters in copies))
+                  for index, parameter in enumerate(self._parameters) if parameter.requires_grad]
+        elementwise_on_cores(groups, add_into_first)
 
     def _sync_replicas(self, count):
         """Make ``count`` replicas agree with the model: its current weights, frozen parameters and

@@ -61,6 +61,39 @@ def test_loss_and_gradients_equal_the_whole_batch_on_one_thread(n, threads):
     assert len(parallel._replicas) == min(n, threads) - 1
 
 
+def fused_step(runner, x, labels, loss_layer):
+    """The training loop's step: zero_grad, then forward, loss and backward in one call."""
+    runner.zero_grad()
+    return float(runner.forward_backward(x, labels, loss_layer))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, threads", [(5, 2), (5, 3), (5, 5), (2, 1)])
+def test_forward_backward_is_the_whole_batchs_step(n, threads, weighted):
+    """forward_backward, each part's loss computed in its thread with the batch's normaliser, gives
+    the one-thread step's loss and gradients, and the very gradients (to the bit) of forward, loss on
+    the joined scores and backward; with an image (with 5 threads a part) whose pixels are all
+    ignored, and with class weights."""
+    x, labels = batch(n)
+    labels[-1] = IGNORE  # an image with nothing labelled (with 5 threads, a part)
+    weights = np.linspace(0.5, 2.0, OPTIONS["num_classes"]).astype(np.float32) if weighted else None
+    plain = make_model()
+    expected_loss = fused_step(plain, x, labels, SoftmaxCrossEntropy(IGNORE, class_weights=weights))
+    joined = make_model()
+    joined_parallel = DataParallel(joined, threads)
+    loss_layer = SoftmaxCrossEntropy(IGNORE, class_weights=weights)
+    joined_loss = loss_layer.forward(joined_parallel.forward(x), labels)
+    joined_parallel.zero_grad()
+    joined_parallel.backward(loss_layer.backward())
+    model = make_model()
+    loss = fused_step(DataParallel(model, threads), x, labels, loss_layer)
+    assert loss == pytest.approx(expected_loss, rel=1e-6)
+    assert loss == pytest.approx(float(joined_loss), rel=1e-6)
+    assert_same_gradients(plain, model)
+    for (name, expected), (_, actual) in zip(joined.parameters(), model.parameters()):
+        np.testing.assert_array_equal(actual.grad, expected.grad, err_msg=name)
+
+
 def test_scores_in_eval_mode_and_the_mode_comes_back():
     x, _ = batch()
     plain, model = make_model().eval(), make_model()

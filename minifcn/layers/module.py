@@ -90,6 +90,14 @@ class Module:
     def zero_grad(self):
         zero_gradients([parameter for _, parameter in self.parameters()])
 
+    def forward_backward(self, x, labels, loss_layer):
+        """A training step's passes: the scores of x, ``loss_layer``'s loss against ``labels``, and
+        backward, which adds the gradients into the parameters. Returns the loss. (DataParallel runs
+        the three on each part of the batch in its thread.)"""
+        loss = loss_layer.forward(self.forward(x), labels)
+        self.backward(loss_layer.backward())
+        return loss
+
     def set_trainable(self, trainable):
         """Let every parameter of the tree learn (True) or freeze it (False)."""
         for _, parameter in self.parameters():

@@ -3,7 +3,12 @@
 import numpy as np
 
 from ..backend import device_of, get_array_module
-from ..ops.softmax_cross_entropy import softmax_cross_entropy, softmax_cross_entropy_backward
+from ..ops.softmax_cross_entropy import (
+    loss_normaliser,
+    pixel_weights,
+    softmax_cross_entropy,
+    softmax_cross_entropy_backward,
+)
 from .module import Module
 
 
@@ -36,13 +41,24 @@ class SoftmaxCrossEntropy(Module):
             self._moved_weights = moved = (weights, where, xp.asarray(weights, dtype=scores.dtype))
         return moved[2]
 
-    def forward(self, scores, labels):
-        """scores (N, K, H, W), labels (N, H, W) integers -> 0-d loss on the scores' device."""
+    def forward(self, scores, labels, normaliser=None):
+        """scores (N, K, H, W), labels (N, H, W) integers -> 0-d loss on the scores' device.
+
+        ``normaliser``: for scores and labels that are a part of a batch, the batch's (``normaliser``
+        below), so that the part's loss is its share of the batch's and its gradient the batch's."""
         weights = self._weights_like(scores)
         loss, self._cache = softmax_cross_entropy(
-            scores, labels, self.ignore_index, self.normalize, weights, self.check_labels
+            scores, labels, self.ignore_index, self.normalize, weights, self.check_labels, normaliser
         )
         return loss
+
+    def normaliser(self, labels, dtype=np.float32):
+        """What the summed loss of a batch with these labels (N, H, W) is divided by: the batch's
+        labelled pixels (each weighing its class weight), or 1 where the loss is a sum."""
+        weights = None
+        if self.class_weights is not None:
+            weights = get_array_module(labels).asarray(self.class_weights, dtype=dtype)
+        return loss_normaliser(pixel_weights(labels, self.ignore_index, weights, dtype)[0], self.normalize)
 
     def predictions(self):
         """The predicted class (N, H, W) of every pixel of the last forward pass (argmax of the softmax,

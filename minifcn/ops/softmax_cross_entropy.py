@@ -35,11 +35,37 @@ def check_labels(labels, num_classes, ignore_index):
         )
 
 
-def softmax_cross_entropy(scores, labels, ignore_index=255, normalize=True, class_weights=None, check=True):
+def pixel_weights(labels, ignore_index, class_weights, dtype):
+    """(weight (N, H, W) of every pixel, labels with the ignored ones set to 0): a labelled pixel weighs 1,
+    or its label's class weight; an ignored one 0 (its label 0 keeps a one-hot or a lookup in range)."""
+    xp = get_array_module(labels)
+    valid = labels != ignore_index
+    safe_labels = xp.where(valid, labels, 0)
+    weight = valid.astype(dtype)
+    if class_weights is not None:
+        weight *= xp.asarray(class_weights, dtype=dtype)[safe_labels]
+    return weight, safe_labels
+
+
+def loss_normaliser(pixel_weight, normalize):
+    """What the summed loss is divided by: the pixels' total weight (clamped to 1 where every pixel is
+    ignored, on the device, with no host round trip), or 1 where the loss is a sum."""
+    xp = get_array_module(pixel_weight)
+    dtype = pixel_weight.dtype
+    if not normalize:
+        return dtype.type(1)
+    total = pixel_weight.sum()
+    return xp.where(total > 0, total, dtype.type(1))
+
+
+def softmax_cross_entropy(scores, labels, ignore_index=255, normalize=True, class_weights=None, check=True,
+                          normaliser=None):
     """Loss of scores (N, K, H, W) against integer labels (N, H, W).
 
-    ``class_weights`` (K,) weights each pixel by its label's weight. Returns ``(loss, cache)`` where
-    loss is a 0-d array on the scores' device.
+    ``class_weights`` (K,) weights each pixel by its label's weight. ``normaliser``, where given, is
+    what the summed loss is divided by instead of this batch's own (``loss_normaliser``): a part of a
+    larger batch then gets the whole batch's gradient and its share of the loss. Returns ``(loss,
+    cache)`` where loss is a 0-d array on the scores' device.
     """
     require_floating("scores", scores)
     require_ndim("scores", scores, 4, "(N, K, H, W)")
@@ -61,20 +87,12 @@ def softmax_cross_entropy(scores, labels, ignore_index=255, normalize=True, clas
     total = exp.sum(axis=1, keepdims=True)
     log_prob = shifted - xp.log(total)
 
-    valid = labels != ignore_index
-    # Ignored pixels get label 0 so the one-hot stays in range; their weight of 0 removes them.
-    safe_labels = xp.where(valid, labels, 0)
+    pixel_weight, safe_labels = pixel_weights(labels, ignore_index, class_weights, dtype)
     one_hot = xp.arange(k, dtype=labels.dtype).reshape(1, k, 1, 1) == safe_labels[:, None]
-    pixel_weight = valid.astype(dtype)
-    if class_weights is not None:
-        pixel_weight *= xp.asarray(class_weights, dtype=dtype)[safe_labels]
     label_log_prob = xp.where(one_hot, log_prob, dtype.type(0)).sum(axis=1)
     loss = -(label_log_prob * pixel_weight).sum()
-    if normalize:
-        normaliser = pixel_weight.sum()
-        normaliser = xp.where(normaliser > 0, normaliser, dtype.type(1))
-    else:
-        normaliser = dtype.type(1)
+    if normaliser is None:
+        normaliser = loss_normaliser(pixel_weight, normalize)
     pixel_scale = pixel_weight / normaliser
     cache = CrossEntropyCache(exp / total, one_hot, pixel_scale[:, None])
     return (loss / normaliser).astype(dtype), cache

@@ -26,11 +26,12 @@ PROGRESS_REFRESH = 10  # iterations between reads of the running loss (each read
 class Trainer:
     """Trains ``model`` for ``epochs`` epochs; ``fit()`` runs it.
 
-    ``model`` has ``forward``, ``backward``, ``zero_grad``, ``train``, ``eval`` and ``clear_cache`` (a
-    model, or a ``DataParallel`` around one); ``loss_layer`` is a SoftmaxCrossEntropy; ``optimizer``
-    updates the model's parameters with ``step(lr)``; ``train_loader`` and ``val_loader`` are
-    BatchLoaders; ``schedule(iteration)`` gives the learning rate of each step; ``run`` (a
-    RunDirectory) saves checkpoints, the log and figures. Batches go to ``device`` as they enter.
+    ``model`` has ``forward``, ``forward_backward``, ``zero_grad``, ``train``, ``eval`` and
+    ``clear_cache`` (a model, or a ``DataParallel`` around one); ``loss_layer`` is a
+    SoftmaxCrossEntropy; ``optimizer`` updates the model's parameters with ``step(lr)``;
+    ``train_loader`` and ``val_loader`` are BatchLoaders; ``schedule(iteration)`` gives the learning
+    rate of each step; ``run`` (a RunDirectory) saves checkpoints, the log and figures. Batches go to
+    ``device`` as they enter.
 
     After every ``eval_every`` epochs and the last, the model is validated and best.npz (when the mean
     IoU improved) and last.npz are saved. ``state`` (a TrainingState) is where the run stands, restored
@@ -151,10 +152,7 @@ class Trainer:
         """Forward and backward on a batch; the loss (0-d, on the device). Gradients in the parameters."""
         x, y = to_device(images, self.device), to_device(labels, self.device)
         self.model.zero_grad()
-        scores = self.model.forward(x)
-        loss = self.loss_layer.forward(scores, y)
-        self.model.backward(self.loss_layer.backward())
-        return loss
+        return self.model.forward_backward(x, y, self.loss_layer)
 
     def _distributed_step(self, images, labels, started):
         """``_step`` on this rank's part of the batch (images None: it has none), then the gradients

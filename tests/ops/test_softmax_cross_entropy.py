@@ -8,7 +8,13 @@ import pytest
 
 from minifcn.backend import get_array_module, to_numpy
 from minifcn.gradcheck import check_gradients, relative_error
-from minifcn.ops.softmax_cross_entropy import check_labels, softmax_cross_entropy, softmax_cross_entropy_backward
+from minifcn.ops.softmax_cross_entropy import (
+    check_labels,
+    loss_normaliser,
+    pixel_weights,
+    softmax_cross_entropy,
+    softmax_cross_entropy_backward,
+)
 
 IGNORE = 255
 
@@ -110,6 +116,31 @@ def test_every_pixel_ignored_gives_zero_loss_and_gradient(xp, normalize, weighte
     assert float(loss) == 0.0
     assert np.isfinite(grad).all()
     assert not grad.any()
+
+
+@pytest.mark.parametrize("normalize, weighted", OPTIONS)
+def test_parts_with_the_batchs_normaliser_add_up_to_the_batch(xp, normalize, weighted):
+    """A batch cut into parts, each part's loss divided by the whole batch's normaliser: the parts'
+    losses add up to the batch's and their gradients are the batch's (the naive loop's on the whole
+    batch), also for a part whose pixels are all ignored."""
+    scores, labels, weights = make_problem(3, 4, 6, 7, seed=9)
+    labels[2] = IGNORE
+    w = xp.asarray(weights) if weighted else None
+    expected_loss, expected_grad = naive_loss_and_grad(scores, labels, IGNORE, normalize, weights if weighted else None)
+    kept = labels != IGNORE
+    total_weight = (weights[labels[kept]].sum() if weighted else kept.sum()) if normalize else 1.0
+    xp_labels = xp.asarray(labels)
+    pixel_weight, _ = pixel_weights(xp_labels, IGNORE, w, np.dtype(np.float64))
+    normaliser = loss_normaliser(pixel_weight, normalize)
+    assert float(normaliser) == pytest.approx(total_weight, rel=1e-12)
+    losses, grads = [], []
+    for part in (slice(0, 1), slice(1, 3)):
+        loss, cache = softmax_cross_entropy(xp.asarray(scores[part]), xp_labels[part], IGNORE, normalize, w,
+                                            normaliser=normaliser)
+        losses.append(float(loss))
+        grads.append(to_numpy(softmax_cross_entropy_backward(cache)))
+    assert sum(losses) == pytest.approx(expected_loss, rel=1e-12)
+    assert relative_error(np.concatenate(grads), expected_grad) <= 1e-12
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -31,6 +31,11 @@ class PixelLinear:
         self.weight.grad += np.einsum("nkhw,nchw->kc", dscores, self.x)
         self.bias.grad += dscores.sum(axis=(0, 2, 3))
 
+    def forward_backward(self, x, labels, loss_layer):  # as Module's: the training loop's step
+        loss = loss_layer.forward(self.forward(x), labels)
+        self.backward(loss_layer.backward())
+        return loss
+
     def zero_grad(self):
         for _, parameter in self.parameters():
             parameter.zero_grad()
