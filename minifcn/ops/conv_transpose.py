@@ -5,7 +5,9 @@ its forward pass is the convolution's input gradient (each input pixel spreads a
 the kernel over the output, windows s pixels apart) and its backward pass is the convolution's
 forward pass. So this file adds no arithmetic of its own: it calls the convolution methods of
 ``conv.py`` (the reference, or with ``method="auto"`` one of ``fast``) with the roles of input and
-output exchanged.
+output exchanged. One more method is the transposed convolution's own: ``"subpixel"``
+(``fast/subpixel.py``), for a kernel a whole multiple of its stride, one stride-1 convolution of the
+input followed by a pixel shuffle.
 
     weight (Cin, Cout, kh, kw), as in Caffe and PyTorch
     OH = (H - 1) * stride + kh - 2 * padding
@@ -19,7 +21,8 @@ from .conv import method_functions
 from .padding import unpad2d
 from .validation import pair, require_floating, require_ndim
 
-ConvTransposeCache = namedtuple("ConvTransposeCache", "method x weight stride padding has_bias")
+# ``inner`` is the cache of the stride-1 convolution that ``method="subpixel"`` runs, else None.
+ConvTransposeCache = namedtuple("ConvTransposeCache", "method x weight stride padding has_bias inner")
 
 
 def conv_transpose_output_size(size, kernel, stride, padding):
@@ -49,25 +52,34 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
     if min(out_hw) < 1:
         raise ValueError(f"padding {padding} leaves no output for input size {(h, w)} and kernel {kernel}")
     if method == "auto":
-        conv_input_shape = (n, weight.shape[1]) + padded_hw
-        method = fast.choose_method(conv_input_shape, kernel, stride, (h, w), x.dtype.itemsize,
-                                    xp=get_array_module(x))
-    ypad = method_functions(method, kernel, stride).input_grad(x, weight, stride, padded_hw)
-    y = unpad2d(ypad, padding, out_hw)
+        method = fast.choose_transposed_method(x.shape, weight.shape[1], kernel, stride, padded_hw,
+                                               x.dtype.itemsize, xp=get_array_module(x))
+    inner = None
+    if method == "subpixel":
+        if not fast.subpixel.applies(kernel, stride):
+            raise ValueError(f"method 'subpixel' needs a kernel that is a multiple of a stride above 1, "
+                             f"got kernel {kernel} and stride {stride}")
+        y, inner = fast.subpixel.forward(x, weight, stride, padding)
+    else:
+        ypad = method_functions(method, kernel, stride).input_grad(x, weight, stride, padded_hw)
+        y = unpad2d(ypad, padding, out_hw)
     if bias is not None:
         y += bias.reshape(1, -1, 1, 1)
-    return y, ConvTransposeCache(method, x, weight, stride, padding, bias is not None)
+    return y, ConvTransposeCache(method, x, weight, stride, padding, bias is not None, inner)
 
 
 def conv_transpose2d_backward(dy, cache, input_grad=True, weight_grad=True):
     """Gradients of ``conv_transpose2d`` for dy (N, Cout, OH, OW): ``(dx, dweight, dbias)``."""
+    dbias = dy.sum(axis=(0, 2, 3)) if weight_grad and cache.has_bias else None
+    if cache.method == "subpixel":
+        dx, dweight = fast.subpixel.backward(dy, cache.inner, cache.weight.shape, cache.stride, cache.padding,
+                                             input_grad, weight_grad)
+        return dx, dweight, dbias
     impl = method_functions(cache.method, cache.weight.shape[2:], cache.stride)
     prepared = impl.prepare(dy, cache.padding)
-    dx = dweight = dbias = None
+    dx = dweight = None
     if weight_grad:
         dweight = impl.weight_grad(prepared, cache.x, cache.weight.shape[2:], cache.stride)
-        if cache.has_bias:
-            dbias = dy.sum(axis=(0, 2, 3))
     if input_grad:
         dx = impl.forward(prepared, cache.weight, cache.stride, cache.x.shape[2:])
     return dx, dweight, dbias

@@ -14,10 +14,12 @@ products, which is where the time goes on a CPU.
   fastest where channels are many (the deep layers) and each call has one core;
 - ``gathered`` (any kernel and stride): every window in one gather, one batched product per pass, a
   scatter-add back: few kernels, which is what counts on a GPU (the method ``choose`` takes there);
+- ``subpixel`` (transposed convolutions whose kernel is a multiple of the stride, FCN's upsamplings):
+  one stride-1 convolution whose output channels are the stride's phases, then a pixel shuffle;
 - ``max_pool_gathered``: max pooling (not a convolution) in a few kernels per pass, which
   ``max_pool.py`` uses for arrays on a GPU;
 - ``products``: the two batched products the weight gradients reduce to, each in its faster form;
-- ``choose``: ``choose_method``, the one rule behind ``method="auto"``;
+- ``choose``: ``choose_method`` and ``choose_transposed_method``, the rule behind ``method="auto"``;
 - ``live_taps``: which taps of a kernel wider than its map ever meet it; ``method="auto"`` cuts the rest.
 
 Each method module has the same four functions: ``prepare(x, padding)`` (the padded input the others
@@ -25,8 +27,8 @@ read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``co
 call them, and ``conv_transpose`` calls them with the roles of input and output exchanged.
 """
 
-from . import gathered, im2col, pointwise, shift, stacked, winograd
-from .choose import choose_method
+from . import gathered, im2col, pointwise, shift, stacked, subpixel, winograd
+from .choose import choose_method, choose_transposed_method
 from .live_taps import cut_kernel, live_taps, whole_kernel_grad
 
 METHODS = {
@@ -38,4 +40,5 @@ METHODS = {
     "winograd": winograd,
 }
 
-__all__ = ["METHODS", "choose_method", "cut_kernel", "live_taps", "whole_kernel_grad"]
+__all__ = ["METHODS", "choose_method", "choose_transposed_method", "cut_kernel", "live_taps", "subpixel",
+           "whole_kernel_grad"]

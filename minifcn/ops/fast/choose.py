@@ -17,6 +17,11 @@ what they copy besides the matrix product and in how much memory that copy takes
 7. few channels, not growing, and one image's column matrix too large for the caches to help:
    ``shift``; otherwise ``stacked``.
 
+A transposed convolution (``choose_transposed_method``) whose kernel is a whole multiple of its stride
+(FCN's upsamplings) takes ``subpixel`` on an output of SUBPIXEL_MIN_PIXELS or more: a stride-1
+convolution and a pixel shuffle, no column matrix added back window by window. Any other goes by the
+rule above, as the convolution whose input gradient it is.
+
 On a GPU (arrays of another module than NumPy) none of that applies: a step there is bound by how many
 kernels Python issues, so the rule is ``pointwise`` for a 1x1 kernel and ``gathered`` otherwise, a
 handful of kernels per pass whatever the kernel size. The CPU's cache thresholds below never drive it.
@@ -28,6 +33,7 @@ each way (``python benchmarks/cpu_benchmark.py --frameworks minifcn ...``) and k
 
 import numpy as np
 
+from . import subpixel
 from .cores import BLAS_SLEEPS_WHEN_IDLE, blas_threads
 
 # Winograd F(2x2, 3x3) does 16 multiplications per 2x2 output tile where the others do 36, but
@@ -120,3 +126,22 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, 
         return "im2col"
     few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
     return "shift" if few_channels and column_bytes > n * STACKED_MAX_IMAGE_BYTES else "stacked"
+
+
+# ``subpixel`` makes a few more NumPy calls than im2col (the phase weight, the padding, the shuffle)
+# and saves im2col's additions of the columns into the output, which grow with the output. On one
+# core, forward+backward: im2col's time 0.80-0.95x subpixel's on outputs of 144-784 pixels (a 4x4
+# kernel at stride 2 on 4 maps of 3x3 and 6x6, 1 map of 12x12), subpixel's 0.88-0.91x im2col's at
+# 2304-2704 and 0.46-0.76x from 9216 on (the default model's upsampling by 8: 4 maps of 12x12 to 96x96).
+# Set by: --cases small-layers --layers upscore2,upscore_pool4,upscore8, and the shapes above timed with
+# conv_transpose2d(..., method="im2col") against method="subpixel".
+SUBPIXEL_MIN_PIXELS = 1024
+
+
+def choose_transposed_method(x_shape, out_channels, kernel, stride, padded_hw, itemsize, xp=np):
+    """The method name for a transposed convolution of x (N, C, H, W) by a (kh, kw) ``kernel`` to
+    ``out_channels`` maps of ``padded_hw`` (before its padding is cropped)."""
+    n, _, h, w = x_shape
+    if xp is np and subpixel.applies(kernel, stride) and n * padded_hw[0] * padded_hw[1] >= SUBPIXEL_MIN_PIXELS:
+        return "subpixel"
+    return choose_method((n, out_channels) + tuple(padded_hw), kernel, stride, (h, w), itemsize, xp=xp)
