@@ -13,7 +13,6 @@ import pytest
 
 from minifcn.files.checkpoint import load_checkpoint
 from minifcn.data_parallel import DataParallel
-from minifcn.layers import SoftmaxCrossEntropy
 from minifcn.train import main
 
 from .test_train import TINY
@@ -189,8 +188,9 @@ def fail_at(monkeypatch, cls, method, iteration, make_failure):
 
 def test_a_non_finite_loss_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
                                                                                         capsys):
-    # Epoch 1 has 4 iterations and 2 validation batches: the 7th loss is epoch 2's first.
-    fail_at(monkeypatch, SoftmaxCrossEntropy, "forward", 7, lambda loss: loss * np.float32("nan"))
+    # Epoch 1 has 4 iterations: the 5th training step is epoch 2's first. On the CPU the loop runs the
+    # model through DataParallel, one forward_backward call (forward, loss, backward) per step.
+    fail_at(monkeypatch, DataParallel, "forward_backward", 5, lambda loss: loss * np.float32("nan"))
     out = tmp_path / "run"
     assert main(THREE_EPOCHS + ["--out", str(out)]) == 1
     err = capsys.readouterr().err
@@ -211,9 +211,9 @@ def test_running_out_of_memory_suggests_smaller_batches_and_leaves_the_checkpoin
     def raise_failure(result):
         raise failure
 
-    # The 7th forward pass is the first step of epoch 2 (4 steps, then 2 validation batches); on the CPU
-    # the loop runs the model through DataParallel, one forward call per batch.
-    fail_at(monkeypatch, DataParallel, "forward", 7, raise_failure)
+    # The 5th training step is the first of epoch 2 (4 steps, then 2 validation batches); on the CPU
+    # the loop runs the model through DataParallel, one forward_backward call per step.
+    fail_at(monkeypatch, DataParallel, "forward_backward", 5, raise_failure)
     assert main(THREE_EPOCHS + ["--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "out of memory on cpu at iteration 5" in err and "--batch-size" in err and "--crop-size" in err
