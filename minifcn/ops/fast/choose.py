@@ -79,15 +79,16 @@ STACKED_MAX_WASTE = 0.25
 # ``stacked`` builds its column matrix a block of images at a time (``stacked.BLOCK_BYTES``), at least
 # one image's; ``shift`` adds up kh*kw products of O rows each and builds none. With at most
 # SHIFT_MAX_CHANNELS input channels and no more output channels than input ones (products thin enough
-# that the copies count), stacked is the faster up to STACKED_MAX_IMAGE_BYTES of one image's columns
-# and shift above. One image on 2 BLAS threads, forward+backward: even at 10-16 MB (32 -> 32 channels
-# at 96x96, 16 -> 16 at 150x150, 48 -> 48 at 96x96), shift 0.93x stacked's time at 22 MB (64 -> 64 at
-# 96x96) and 0.86x at 26 MB (32 -> 32 at 150x150). The default model's trunk (4 or 8 images, 5.4 MB an
-# image or less) stacked, 0.92x shift's time on one core at 96x96 and 48x48, even at 24x24.
-# Set by: --cases small-layers --threads 1 and --cases small, and for one image the shapes above on
-# 2 BLAS threads, timed with conv2d(..., method="stacked") against method="shift".
+# that the copies count), stacked is the faster on small maps and shift on large ones, and shift
+# needs less memory. The default model's training step (two threads of 4 images, forward+backward):
+# with conv1_2 (5.4 MB of columns an image) on shift and conv2_2 (2.8 MB) and conv3_x (1.4 MB) on
+# stacked, 107.1 ms and 106 MiB against 108.2 ms and 109 MiB with conv1_2 on stacked too. Each layer
+# on 4 images, forward+backward, stacked's time over shift's: on one core alone conv1_2 0.92x,
+# conv2_2 0.91x, conv3_2 1.02x; on both cores at once (as data_parallel's threads run them) 0.98x,
+# 0.92x and 1.01x.
+# Set by: --cases small (alternating the settings) and --cases small-layers --threads 1.
 SHIFT_MAX_CHANNELS = 64
-STACKED_MAX_IMAGE_BYTES = 16 * 2**20
+STACKED_MAX_IMAGE_BYTES = 4 * 2**20
 
 
 def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, xp=np):
