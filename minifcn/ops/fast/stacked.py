@@ -12,7 +12,8 @@ BLOCK_BYTES, and used by the product right after: copied and read while it is st
 rather than written out to memory whole and read back.
 
 On the default model's 3x3 convolutions (``benchmarks/cpu_benchmark.py --cases small``) this is
-faster than im2col, and than one product per offset (see ``choose.py``). The costs: the column matrix
+faster than im2col, and than one product per offset except with few channels on the larger maps
+(see ``choose.py``). The costs: the column matrix
 of a block is kh*kw times its input, and the kw-1 wrap-around ("wide") columns of every row are
 computed and thrown away, a waste of (kw-1)/Wp, which is large on tiny maps (fc6 on a 3x3 pool5: two
 thirds), where ``choose_method`` keeps im2col.
@@ -24,9 +25,10 @@ from .shift import copy_shifted_views, prepare, widen  # noqa: F401  (prepare: t
 
 # The most bytes of column matrix built at once (always at least one image's). Smaller blocks stay in
 # the caches between the copy and the product; too small, and the products get too thin for BLAS.
-# Set by: --cases small-layers --threads 1 (the default model's conv1_2 to conv4_2, 4 images each):
-# blocks of 1 MiB and 4 MiB took 0.90-0.95 of the whole batch's time on the 96x96 and 48x48 maps,
-# 16 MiB 0.94-0.99; on the 24x24 to 6x6 maps all came within 2% of each other.
+# Set by: the default model's conv1_2 to conv5_2 on 4 images, forward+backward on one core
+# (conv2d(..., method="stacked"), as --cases small-layers --threads 1 runs them): blocks of 1, 4 and
+# 16 MiB took 0.86-0.96, 0.88-0.99 and 0.94-0.98 of the whole batch's time on the 96x96 and 48x48
+# maps; on the 24x24 to 6x6 maps 4 and 16 MiB came within 2% of it, 1 MiB up to 7% slower.
 BLOCK_BYTES = 4 * 2**20
 
 
