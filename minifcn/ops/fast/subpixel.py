@@ -22,6 +22,7 @@ the output's numbers once, and the shuffle copies them once.
 
 from ...backend import get_array_module
 from .. import conv as reference  # a module, not its names: conv.py imports this package first
+from ..padding import pad2d, unpad2d
 
 
 def applies(kernel, stride):
@@ -75,17 +76,13 @@ def forward(x, weight, stride, padding):
     (sh, sw), (ph, pw) = stride, padding
     phases, cache = reference.conv2d(x, phase_weight(weight, stride), None, 1, (kh // sh - 1, kw // sw - 1))
     ypad = depth_to_space(phases, weight.shape[1], stride)
-    oh, ow = ypad.shape[2] - 2 * ph, ypad.shape[3] - 2 * pw
-    return xp.ascontiguousarray(ypad[:, :, ph : ph + oh, pw : pw + ow]), cache
+    out_hw = (ypad.shape[2] - 2 * ph, ypad.shape[3] - 2 * pw)
+    return xp.ascontiguousarray(unpad2d(ypad, padding, out_hw)), cache
 
 
 def backward(dy, cache, weight_shape, stride, padding, input_grad=True, weight_grad=True):
     """(dx, dweight) of ``forward`` for dy (N, O, OH, OW), each None where not asked for."""
-    xp = get_array_module(dy)
-    n, o, oh, ow = dy.shape
-    (sh, sw), (ph, pw) = stride, padding
-    dypad = xp.zeros((n, o, oh + 2 * ph, ow + 2 * pw), dtype=dy.dtype)
-    dypad[:, :, ph : ph + oh, pw : pw + ow] = dy
-    dx, dphase, _ = reference.conv2d_backward(space_to_depth(dypad, stride), cache, input_grad, weight_grad)
+    dx, dphase, _ = reference.conv2d_backward(space_to_depth(pad2d(dy, padding), stride), cache, input_grad,
+                                               weight_grad)
     dweight = None if dphase is None else weight_from_phases(dphase, weight_shape, stride)
     return dx, dweight
