@@ -165,13 +165,17 @@ def conv2d_backward(dy, cache, input_grad=True, weight_grad=True):
     ph, pw = cache.padding
     h, w = cache.input_hw
     dx = dweight = dbias = None
+    if input_grad and weight_grad and hasattr(impl, "gradients"):  # both from the work they share
+        dx, dweight = impl.gradients(cache.prepared, dy, cache.weight, cache.padding, cache.input_hw)
+    else:
+        if weight_grad:
+            dweight = impl.weight_grad(cache.prepared, dy, cache.weight.shape[2:], cache.stride)
+        if input_grad:
+            dxpad = impl.input_grad(dy, cache.weight, cache.stride, (h + 2 * ph, w + 2 * pw))
+            dx = unpad2d(dxpad, cache.padding, (h, w))
     if weight_grad:
-        dweight = impl.weight_grad(cache.prepared, dy, cache.weight.shape[2:], cache.stride)
         if cache.taps is not None:
             dweight = fast.whole_kernel_grad(dweight, *cache.taps)
         if cache.has_bias:
             dbias = dy.sum(axis=(0, 2, 3))
-    if input_grad:
-        dxpad = impl.input_grad(dy, cache.weight, cache.stride, (h + 2 * ph, w + 2 * pw))
-        dx = unpad2d(dxpad, cache.padding, (h, w))
     return dx, dweight, dbias

@@ -24,7 +24,9 @@ products, which is where the time goes on a CPU.
 
 Each method module has the same four functions: ``prepare(x, padding)`` (the padded input the others
 read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``conv.conv2d_backward``
-call them, and ``conv_transpose`` calls them with the roles of input and output exchanged.
+call them, and ``conv_transpose`` calls them with the roles of input and output exchanged. A method
+may also have ``gradients``, both gradients from work they share (``stacked``: one column matrix of
+dy), which ``conv2d_backward`` calls when a layer wants both.
 """
 
 from . import gathered, im2col, pointwise, shift, stacked, subpixel, winograd

@@ -11,6 +11,11 @@ The column matrix is built for a block of images at a time (``image_blocks``), a
 BLOCK_BYTES, and used by the product right after: copied and read while it is still in the caches,
 rather than written out to memory whole and read back.
 
+A backward pass that needs both gradients (``gradients``) stacks the shifted views of dy instead,
+and both products read that one matrix: the weight gradient multiplies it by the input's cells, the
+input gradient is the kernel turned by 180 degrees times it (a correlation of dy). The input's
+shifted views are not copied again and nothing is added back at a shift.
+
 On the default model's 3x3 convolutions (``benchmarks/cpu_benchmark.py --cases small``) this is
 faster than im2col, and than one product per offset except with few channels on the larger maps
 (see ``choose.py``). The costs: the column matrix
@@ -20,6 +25,7 @@ thirds), where ``choose_method`` keeps im2col.
 """
 
 from ...backend import get_array_module
+from ..padding import unpad2d
 from .products import product_with_transpose
 from .shift import copy_shifted_views, prepare, widen  # noqa: F401  (prepare: the same padded input)
 
@@ -100,3 +106,51 @@ def input_grad(dy, weight, stride, padded_hw):
                 shift = a * wp + b
                 by_channel[:, :, shift : shift + length] += dcols[:, a, b]
     return dflat.reshape(n, c, hp + 1, wp)[:, :, :hp]
+
+
+def gradients(xpad, dy, weight, padding, input_hw):
+    """(dx, dweight) for dy (N, O, OH, OW): dx (N, C, H, W) and dweight (O, C, kh, kw) from one column
+    matrix of dy's shifted views, built a block of images at a time.
+
+    Input cell q of the padded map (flat, rows of Wp) met output cell q - (a*Wp + b) at kernel offset
+    (a, b). So, for the cells of the input's H data rows, row (o, a', b') of the matrix is dy's flat
+    map (rows of Wp, zero in the kw-1 wide columns) shifted by the flipped offset (kh-1-a', kw-1-b'),
+    read from ``dy_padded``, dy set kh-1-ph rows down and kw-1 cells across. Then
+    dx = flipped weight (C, O*kh*kw) @ matrix and dweight, flipped back, = matrix @ input cells^T.
+    The two functions above compute the cases this does not take: a padding deeper than the kernel
+    (conv1_1's 100), which leaves whole rows of dy outside every data row, and more output channels
+    than input ones, where dy's matrix would be the larger (up to twice the forward pass's, 100 MB
+    more on a CamVid image's conv3_1) for a gain of 2-5% on the default model's growing layers.
+    """
+    xp = get_array_module(xpad, dy, weight)
+    n, c, rows, wp = xpad.shape
+    o, oh, ow = dy.shape[1:]
+    kh, kw = weight.shape[2:]
+    (ph, pw), (h, w) = padding, input_hw
+    if ph > kh - 1 or o > c:
+        dxpad = input_grad(dy, weight, (1, 1), (h + 2 * ph, wp))
+        return unpad2d(dxpad, padding, input_hw), weight_grad(xpad, dy, (kh, kw), (1, 1))
+    length = h * wp  # the cells of the input's data rows, the pad columns included
+    dy_padded = xp.zeros((o, n, h + kh, wp), dtype=dy.dtype)  # one spare row, read only by wide cells
+    top = kh - 1 - ph
+    dy_padded[:, :, top : top + oh, kw - 1 : kw - 1 + ow] = dy.transpose(1, 0, 2, 3)
+    dy_flat = dy_padded.reshape(o, n, -1)
+    flipped = weight[:, :, ::-1, ::-1]
+    flipped_matrix = xp.ascontiguousarray(flipped.transpose(1, 0, 2, 3)).reshape(c, -1)  # (C, O*kh*kw)
+    x_cells = xpad.reshape(n, c, rows * wp)[:, :, ph * wp : ph * wp + length]
+    dx_cells = xp.empty((c, n * length), dtype=dy.dtype)
+    dweight_rows = None  # (O*kh*kw, C), rows in the matrix's flipped order
+    for images, columns in image_blocks(n, o, (kh, kw), length, dy.itemsize):
+        count = images.stop - images.start
+        cols = xp.empty((o, kh, kw, count, length), dtype=dy.dtype)
+        cols = copy_shifted_views(dy_flat[:, images], (kh, kw), wp, 0, length, cols).reshape(-1, count * length)
+        xp.matmul(flipped_matrix, cols, out=dx_cells[:, columns])
+        block_cells = xp.ascontiguousarray(x_cells[images].transpose(1, 0, 2)).reshape(c, -1)
+        part = cols @ block_cells.T
+        if dweight_rows is None:
+            dweight_rows = part
+        else:
+            dweight_rows += part
+    dweight = dweight_rows.reshape(o, kh, kw, c)[:, ::-1, ::-1].transpose(0, 3, 1, 2)
+    dx = dx_cells.reshape(c, n, h, wp)[..., pw : pw + w].transpose(1, 0, 2, 3)
+    return dx, xp.ascontiguousarray(dweight)

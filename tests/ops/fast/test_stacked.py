@@ -39,3 +39,59 @@ def test_blocks_of_images_equal_the_reference(xp, monkeypatch, images_per_block)
         results[method] = (y,) + conv2d_backward(dy, cache)[:2]
     for got, want in zip(results["stacked"], results["reference"]):
         assert relative_error(got, want) <= 1e-12
+
+
+# (N, C, O, H, W, kernel, padding), O <= C: the geometries ``gradients`` computes itself.
+SHARED_BACKWARD_SHAPES = {
+    "k3p1-same-channels": (3, 4, 4, 7, 9, (3, 3), (1, 1)),
+    "k3p1-fewer-outputs": (2, 6, 3, 8, 5, (3, 3), (1, 1)),
+    "k3p0": (2, 4, 4, 7, 9, (3, 3), (0, 0)),
+    "k5p2": (2, 3, 2, 9, 8, (5, 5), (2, 2)),
+    "k2x3p1x0": (2, 3, 3, 8, 10, (2, 3), (1, 0)),
+    "k3p0x2-wider-padding-across": (2, 3, 3, 6, 5, (3, 3), (0, 2)),
+    "k7p3-fc6-like-on-3x3": (3, 6, 4, 3, 3, (7, 7), (3, 3)),
+}
+
+
+@pytest.mark.parametrize("images_per_block", [1, 2, None])
+@pytest.mark.parametrize("name", sorted(SHARED_BACKWARD_SHAPES))
+def test_gradients_from_dy_columns_equal_the_reference(xp, monkeypatch, name, images_per_block):
+    """dx and dweight from dy's column matrix (both gradients wanted, no more outputs than inputs)
+    equal the reference method's, the batch whole or in blocks; the separate input gradient, which
+    ``gradients`` leaves to the cases it does not take, is never called."""
+    n, c, o, h, w, kernel, padding = SHARED_BACKWARD_SHAPES[name]
+    rng = np.random.default_rng(5)
+    x, weight = xp.asarray(rng.standard_normal((n, c, h, w))), xp.asarray(rng.standard_normal((o, c) + kernel))
+    bias = xp.asarray(rng.standard_normal(o))
+    if images_per_block is not None:
+        one_image = o * kernel[0] * kernel[1] * h * (w + 2 * padding[1]) * 8  # dy's columns of one image
+        monkeypatch.setattr(stacked, "BLOCK_BYTES", images_per_block * one_image)
+    results = {}
+    for method in ("reference", "stacked"):
+        y, cache = conv2d(x, weight, bias, 1, padding, method)
+        dy = xp.asarray(np.random.default_rng(6).standard_normal(y.shape))
+        if method == "stacked":
+            monkeypatch.setattr(stacked, "input_grad", None)  # a call would raise
+        results[method] = (y,) + conv2d_backward(dy, cache)
+    for got, want in zip(results["stacked"], results["reference"]):
+        assert got.shape == want.shape
+        assert relative_error(got, want) <= 1e-12
+
+
+@pytest.mark.parametrize("o, padding", [(5, 1), (3, 4)])
+def test_gradients_leave_growing_layers_and_deep_padding_to_the_separate_passes(xp, monkeypatch, o, padding):
+    """More outputs than inputs, or a padding deeper than the kernel: the separate weight and input
+    gradients compute them (and the result is still the reference's)."""
+    rng = np.random.default_rng(8)
+    x, weight = xp.asarray(rng.standard_normal((2, 3, 6, 7))), xp.asarray(rng.standard_normal((o, 3, 3, 3)))
+    calls = []
+    separate = stacked.input_grad
+    monkeypatch.setattr(stacked, "input_grad", lambda *args: calls.append(1) or separate(*args))
+    results = {}
+    for method in ("reference", "stacked"):
+        y, cache = conv2d(x, weight, None, 1, padding, method)
+        dy = xp.asarray(np.random.default_rng(9).standard_normal(y.shape))
+        results[method] = conv2d_backward(dy, cache)[:2]
+    assert calls == [1]
+    for got, want in zip(results["stacked"], results["reference"]):
+        assert relative_error(got, want) <= 1e-12
