@@ -165,9 +165,12 @@ def conv2d_backward(dy, cache, input_grad=True, weight_grad=True):
     ph, pw = cache.padding
     h, w = cache.input_hw
     dx = dweight = dbias = None
+    both = None
     if input_grad and weight_grad and hasattr(impl, "gradients"):  # both from the work they share
-        dx, dweight = impl.gradients(cache.prepared, dy, cache.weight, cache.padding, cache.input_hw)
-    else:
+        both = impl.gradients(cache.prepared, dy, cache.weight, cache.padding, cache.input_hw)
+    if both is not None:
+        dx, dweight = both
+    else:  # each alone, or both where the method's ``gradients`` does not take the layer
         if weight_grad:
             dweight = impl.weight_grad(cache.prepared, dy, cache.weight.shape[2:], cache.stride)
         if input_grad:

@@ -25,7 +25,6 @@ thirds), where ``choose_method`` keeps im2col.
 """
 
 from ...backend import get_array_module
-from ..padding import unpad2d
 from .products import product_with_transpose
 from .shift import copy_shifted_views, prepare, widen  # noqa: F401  (prepare: the same padded input)
 
@@ -117,10 +116,11 @@ def gradients(xpad, dy, weight, padding, input_hw):
     map (rows of Wp, zero in the kw-1 wide columns) shifted by the flipped offset (kh-1-a', kw-1-b'),
     read from ``dy_padded``, dy set kh-1-ph rows down and kw-1 cells across. Then
     dx = flipped weight (C, O*kh*kw) @ matrix and dweight, flipped back, = matrix @ input cells^T.
-    The two functions above compute the cases this does not take: a padding deeper than the kernel
-    (conv1_1's 100), which leaves whole rows of dy outside every data row, and more output channels
-    than input ones, where dy's matrix would be the larger (up to twice the forward pass's, 100 MB
-    more on a CamVid image's conv3_1) for a gain of 2-5% on the default model's growing layers.
+    None for the cases this does not take, which the two functions above then compute: a padding
+    deeper than the kernel (conv1_1's 100), which leaves whole rows of dy outside every data row, and
+    more output channels than input ones, where dy's matrix would be the larger (up to twice the
+    forward pass's, 50 MB more on a CamVid image's conv3_1) for a gain of 2-5% on the default model's
+    growing layers.
     """
     xp = get_array_module(xpad, dy, weight)
     n, c, rows, wp = xpad.shape
@@ -128,8 +128,7 @@ def gradients(xpad, dy, weight, padding, input_hw):
     kh, kw = weight.shape[2:]
     (ph, pw), (h, w) = padding, input_hw
     if ph > kh - 1 or o > c:
-        dxpad = input_grad(dy, weight, (1, 1), (h + 2 * ph, wp))
-        return unpad2d(dxpad, padding, input_hw), weight_grad(xpad, dy, (kh, kw), (1, 1))
+        return None
     length = h * wp  # the cells of the input's data rows, the pad columns included
     dy_padded = xp.zeros((o, n, h + kh, wp), dtype=dy.dtype)  # one spare row, read only by wide cells
     top = kh - 1 - ph
