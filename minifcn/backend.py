@@ -46,6 +46,14 @@ def _cupy_module_name():
     return _STANDIN_NAME if _uses_standin() else "cupy"
 
 
+def _cupy_was_imported():
+    """Whether the module ``_cupy_module_name`` names is in ``sys.modules``. The environment is read
+    only once CuPy or the stand-in is there: ``get_array_module`` runs for every op, and reading
+    ``os.environ`` each time cost more than the rest of it, all while holding the GIL that
+    ``data_parallel``'s threads share."""
+    return ("cupy" in sys.modules or _STANDIN_NAME in sys.modules) and _cupy_module_name() in sys.modules
+
+
 def _import_standin():
     """The CuPy stand-in of the test tree (importable only from a source checkout)."""
     if _STANDIN_NAME in sys.modules:
@@ -121,7 +129,7 @@ def get_array_module(*arrays):
     ``sys.modules`` it is picked up here, without waiting for a device check to import it.
     """
     cupy = _cupy
-    if cupy is None and _cupy_import_error is None and _cupy_module_name() in sys.modules:
+    if cupy is None and _cupy_import_error is None and _cupy_was_imported():
         cupy = _import_cupy()
     if cupy is not None:
         for array in arrays:

@@ -41,7 +41,9 @@ _pool_lock = threading.Lock()
 def blas_threads():
     """The threads a matrix product will use now: the most of any BLAS library NumPy has loaded (1 if
     none is known). Inside ``data_parallel``'s threads it is 1, outside them all the cores by default."""
-    return max((info["num_threads"] for info in _BLAS.info()), default=1)
+    # Each library's thread count alone (a call into it), not ``info()``'s dict of everything known
+    # about it: every convolution asks, and the GIL is held while it does.
+    return max((library.num_threads for library in _BLAS.lib_controllers), default=1)
 
 
 def _openblas_sleeps_when_idle():
