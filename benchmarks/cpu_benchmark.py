@@ -31,7 +31,10 @@ Cases:
 
 minifcn runs the models as ``python -m minifcn.train`` does, through ``minifcn.data_parallel``: a
 batch of several images is split over the threads, one part and one single-threaded BLAS per core
-(a batch of one image runs as it is, with BLAS's own threads). PyTorch uses its intra-op threads.
+(a batch of one image runs as it is, with BLAS's own threads), with glibc's allocator set as its
+programs set it (``minifcn/allocator.py``: freed memory kept for reuse). PyTorch uses its intra-op
+threads and glibc's allocator as PyTorch leaves it; ``--torch-allocator minifcn`` gives it minifcn's
+settings, so that only the code differs (PyTorch's steps took 0.7-0.9 of their time with them on a Zen 3).
 
 Both sides time what a training step does: the model is in training mode (dropout active), the
 forward pass keeps what backward needs (minifcn's caches, PyTorch's autograd graph), and a step is
@@ -549,8 +552,13 @@ def torch_worker(job, args):
     from torch import nn
 
     torch.set_num_threads(args.threads)
+    allocator = "pytorch"
+    if args.torch_allocator == "minifcn":
+        from minifcn.allocator import keep_freed_memory  # imports only os, sys and ctypes: no NumPy
+
+        allocator = "minifcn" if keep_freed_memory() else "pytorch (glibc refused minifcn's settings)"
     baseline = max_rss_mb()
-    env = dict(torch=torch.__version__, threads=torch.get_num_threads(),
+    env = dict(torch=torch.__version__, threads=torch.get_num_threads(), allocator=allocator,
                interop_threads=torch.get_num_interop_threads(),
                mkldnn=bool(torch.backends.mkldnn.is_available()),
                blas=("mkl" if torch.backends.mkl.is_available() else "other"))
@@ -780,6 +788,11 @@ def format_table(rows):
     return "\n".join([line(header), sep] + [line(row) for row in body])
 
 
+# The header's words for PyTorch's allocator (--torch-allocator).
+ALLOCATOR_WORDS = {"pytorch": "glibc's defaults, as PyTorch leaves them",
+                   "minifcn": "set as minifcn's programs set it (--torch-allocator minifcn)"}
+
+
 def format_header(meta):
     blas = meta.get("numpy_blas") or {}
     runtime = blas.get("runtime") or {}
@@ -794,7 +807,8 @@ def format_header(meta):
         f"BLAS threads: {runtime.get('threads', '?')}",
         f"- OPENBLAS_CORETYPE={meta['openblas_coretype']}",
         f"- PyTorch {torch_env.get('torch', '?')}, torch.get_num_threads()={torch_env.get('threads', '?')}, "
-        f"MKL={torch_env.get('blas') == 'mkl'}, oneDNN={torch_env.get('mkldnn', '?')}",
+        f"MKL={torch_env.get('blas') == 'mkl'}, oneDNN={torch_env.get('mkldnn', '?')}, "
+        f"allocator: {ALLOCATOR_WORDS.get(torch_env.get('allocator'), torch_env.get('allocator', '?'))}",
         f"- input {meta['size']}x{meta['size']}; median of {meta['repeats']} runs after {meta['warmup']} warm-up "
         f"(layers: median of {meta['layer_repeats']})"
         + (f", pooled over {meta['rounds']} rounds that alternate the frameworks"
@@ -867,7 +881,8 @@ def parent(args):
             print(f"[{time.perf_counter() - started:6.0f} s] {framework:7s} {label} ...", file=sys.stderr, flush=True)
             reply = run_child(["--worker", framework, "--job", job, "--size", str(args.size),
                                "--repeats", str(repeats), "--warmup", str(args.warmup),
-                               "--threads", str(args.threads)], args.threads, args.timeout)
+                               "--threads", str(args.threads), "--torch-allocator", args.torch_allocator],
+                              args.threads, args.timeout)
             if "error" in reply:
                 errors.append(reply["error"])
                 print("  error: " + reply["error"], file=sys.stderr)
@@ -913,6 +928,10 @@ def parse_args(argv=None):
                         "the timed runs: on a machine whose speed drifts, both then sample the same "
                         "stretches of time (default 1)")
     p.add_argument("--threads", type=int, default=cores, help=f"threads for both frameworks (default: all {cores} cores)")
+    p.add_argument("--torch-allocator", choices=("pytorch", "minifcn"), default="pytorch",
+                   help="glibc's allocator in PyTorch's child as PyTorch leaves it (pytorch, the default: each "
+                        "framework as its users run it), or set as minifcn's programs set it (minifcn: freed "
+                        "memory kept for reuse; minifcn/allocator.py), so that only the code differs")
     p.add_argument("--size", type=int, default=500, help="input height and width for 'full' and 'layers' (default 500)")
     p.add_argument("--json", default=None, metavar="PATH", help="also save the results as JSON")
     p.add_argument("--check", action="store_true",

@@ -1,7 +1,10 @@
 """The CPU benchmark's bookkeeping (its timings are run by hand, never in the tests)."""
 
 import importlib.util
+import platform
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "cpu_benchmark.py"
 
@@ -28,3 +31,19 @@ def test_rounds_pool_their_timed_runs_and_keep_the_highest_peak():
     assert small["median"] == 0.35 and small["min"] == 0.10 and small["rounds"] == 2
     assert (small["peak_mb"], small["baseline_mb"]) == (160.0, 31.0)
     assert pooled["full/fwd"]["median"] == 2.0 and pooled["full/fwd"]["rounds"] == 1
+
+
+def test_torch_child_takes_the_allocator_it_is_given():
+    """``--torch-allocator minifcn`` reaches PyTorch's child, which applies minifcn's allocator settings
+    and says so; by default the child leaves glibc's allocator as it is."""
+    pytest.importorskip("torch")
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt")
+    bench = load_benchmark()
+    common = ["--worker", "torch", "--job", "layer:small:conv5_3", "--repeats", "1", "--warmup", "0",
+              "--threads", "1"]
+    for allocator in ("minifcn", "pytorch"):
+        reply = bench.run_child(common + ["--torch-allocator", allocator], 1, 300)
+        assert "error" not in reply, reply
+        assert reply["env"]["allocator"] == allocator
+        assert [r["case"] for r in reply["results"]] == ["small:conv5_3/fwd", "small:conv5_3/fwd+bwd"]
