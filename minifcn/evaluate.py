@@ -33,7 +33,7 @@ def build_parser():
     parser.add_argument("--batch-size", type=int, default=None,
                         help="images per batch (default: 8 for synthetic data, else 1: images are evaluated whole)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="on the CPU, split each batch over this many threads (default: every core this "
+                        help="on the CPU, split each batch into this many parts, one core each (default: every core this "
                              "process may use)")
     parser.add_argument("--max-images", type=int, default=None, help="evaluate on the first N images only")
     parser.add_argument("--json", default=None, metavar="PATH",

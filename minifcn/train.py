@@ -111,8 +111,8 @@ def build_parser():
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--device", default=defaults.device, help="cpu, gpu or gpu:N")
     run_group.add_argument("--threads", type=int, default=None,
-                           help="on the CPU, split each batch over this many threads, one core and one part "
-                                "of the batch each; each thread past the first holds its own copy of the "
+                           help="on the CPU, split each batch into this many parts, one core each; each "
+                                "part past the first runs in a process of its own with its own copy of the "
                                 "gradients (default: every core this process may use, shared among the "
                                 "processes of an mpiexec run on one machine; the count is saved, so --resume "
                                 "keeps it)")

@@ -1,6 +1,8 @@
 """DataParallel against the model run whole on one thread: the same scores, loss and gradients."""
 
 import copy
+import gc
+import os
 
 import numpy as np
 import pytest
@@ -58,7 +60,9 @@ def test_loss_and_gradients_equal_the_whole_batch_on_one_thread(n, threads):
     loss = step(parallel, x, labels)
     assert loss == pytest.approx(expected_loss, rel=1e-6)
     assert_same_gradients(plain, model)
-    assert len(parallel._replicas) == min(n, threads) - 1
+    assert len(parallel._processes) == min(n, threads) - 1
+    assert all(part.process.is_alive() for part in parallel._processes)
+    parallel.close()
 
 
 def fused_step(runner, x, labels, loss_layer):
@@ -70,7 +74,7 @@ def fused_step(runner, x, labels, loss_layer):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("n, threads", [(5, 2), (5, 3), (5, 5), (2, 1)])
 def test_forward_backward_is_the_whole_batchs_step(n, threads, weighted):
-    """forward_backward, each part's loss computed in its thread with the batch's normaliser, gives
+    """forward_backward, each part's loss computed in its process with the batch's normaliser, gives
     the one-thread step's loss and gradients, and the very gradients (to the bit) of forward, loss on
     the joined scores and backward; with an image (with 5 threads a part) whose pixels are all
     ignored, and with class weights."""
@@ -105,7 +109,7 @@ def test_scores_in_eval_mode_and_the_mode_comes_back():
     assert model.training
 
 
-def test_weight_updates_reach_the_replicas():
+def test_weight_updates_reach_the_processes():
     """Two SGD steps, and a load that replaces the weight arrays, give what the plain model gives."""
     x, labels = batch(4)
     plain, model = make_model(), make_model()
@@ -124,11 +128,11 @@ def test_weight_updates_reach_the_replicas():
     assert_same_gradients(plain, model)
 
 
-def test_freezing_after_the_first_step_reaches_the_replicas():
+def test_freezing_after_the_first_step_reaches_the_processes():
     x, labels = batch(4)
     plain, model = make_model(), make_model()
     parallel = DataParallel(model, 2)
-    step(parallel, x, labels)  # replicas made while everything trains
+    step(parallel, x, labels)  # processes forked while everything trains
     plain.freeze("conv2_2")
     model.freeze("conv2_2")
     step(plain, x, labels)
@@ -136,12 +140,13 @@ def test_freezing_after_the_first_step_reaches_the_replicas():
     assert_same_gradients(plain, model)
     frozen = dict(model.parameters())["conv1_1.weight"]
     assert not frozen.requires_grad and not frozen.grad.any()
-    replica_layers = dict(parallel._replicas[0].main_path())
-    assert replica_layers["conv3_1"].input_grad is False  # nothing below it trains
-    assert replica_layers["conv3_2"].input_grad is True
+    assert not parallel._processes[0].gradients[0].any()  # conv1_1.weight: the process computed none
 
 
 def test_dropout_is_reproducible_and_each_part_has_its_own_stream():
+    """Each part's masks: the first part's from the model's own generator, the second part's from a
+    generator seeded from it at the pass (a copy of the model's generator would repeat its masks one
+    draw later); the same to the bit on a second run."""
     x, labels = batch(4)
     gradients = []
     for _ in range(2):
@@ -151,15 +156,26 @@ def test_dropout_is_reproducible_and_each_part_has_its_own_stream():
         stream = copy.deepcopy(model.dropout_rng)
         step(parallel, x, labels)
         gradients.append({name: p.grad.copy() for name, p in model.parameters()})
-        # The replica's generator was seeded from the model's stream at this step's forward pass
-        # (a copy of the model's generator would repeat the model's masks one draw later).
-        replica_mask = parallel._replicas[0].head.drop6.last_mask
-        seeded = np.random.default_rng(stream.integers(2**63))
-        np.testing.assert_array_equal(replica_mask, dropout_mask(replica_mask.shape, 0.5, seeded, np.float32))
-        main_mask = model.head.drop6.last_mask
-        np.testing.assert_array_equal(main_mask, dropout_mask(main_mask.shape, 0.5, stream, np.float32))
     for name in gradients[0]:
         np.testing.assert_array_equal(gradients[0][name], gradients[1][name], err_msg=name)
+
+    # The second step by hand: each half on a model of the same weights, with those generators.
+    seed = stream.integers(2**63)
+    expected = None
+    loss_layer = SoftmaxCrossEntropy(IGNORE)
+    normaliser = loss_layer.normaliser(labels)
+    for part, rng in ((slice(0, 2), stream), (slice(2, 4), np.random.default_rng(seed))):
+        half = make_model(dropout=0.5, seed=3)
+        half.load_state_dict(model.state_dict())
+        half.use_generator(rng)
+        half.zero_grad()
+        loss_layer.forward(half.forward(x[part]), labels[part], normaliser)
+        half.backward(loss_layer.backward())
+        grads = {name: p.grad.copy() for name, p in half.parameters()}
+        expected = grads if expected is None else {name: expected[name] + grads[name] for name in grads}
+    for name, value in expected.items():
+        np.testing.assert_allclose(gradients[1][name], value, rtol=0, atol=1e-5 * np.abs(value).max() + 1e-30,
+                                   err_msg=name)
 
 
 def test_one_image_runs_the_model_itself_with_blas_threads_untouched():
@@ -168,7 +184,7 @@ def test_one_image_runs_the_model_itself_with_blas_threads_untouched():
     plain, model = make_model(), make_model()
     parallel = DataParallel(model, 2)
     assert step(parallel, x, labels) == step(plain, x, labels)
-    assert not parallel._replicas
+    assert not parallel._processes
     assert_same_gradients(plain, model)
     step(parallel, *batch(4))  # a split step limits BLAS to one thread only while it runs
     assert [pool["num_threads"] for pool in threadpool_info()] == before
@@ -177,13 +193,70 @@ def test_one_image_runs_the_model_itself_with_blas_threads_untouched():
 def test_a_model_on_a_gpu_is_refused():
     model = make_model()
     model.device = "gpu"  # as model.to("gpu") leaves it, without needing a GPU here
-    with pytest.raises(ValueError, match="CPU threads"):
+    with pytest.raises(ValueError, match="CPU cores"):
         DataParallel(model)
 
 
 def test_backward_needs_a_forward_pass():
     with pytest.raises(RuntimeError, match="without a forward pass"):
         DataParallel(make_model(), 2).backward(np.zeros((2, 5, 32, 32), np.float32))
+
+
+class LabelsCheckedInTheParentOnly(SoftmaxCrossEntropy):
+    """A loss whose forward pass is interrupted (Ctrl-C) in the calling process only."""
+
+    def __init__(self, parent):
+        super().__init__(IGNORE)
+        self.parent = parent
+
+    def forward(self, scores, labels, normaliser=None):
+        if os.getpid() == self.parent:
+            raise KeyboardInterrupt
+        return super().forward(scores, labels, normaliser)
+
+
+def test_an_error_in_a_part_reaches_the_caller_and_the_next_step_is_right():
+    """A label out of range in the second part only is the process's ValueError, raised by the
+    caller; after it, and after a step interrupted in the caller's own part while the process
+    computes, the next step is the plain model's."""
+    x, labels = batch(4)
+    plain, model = make_model(), make_model()
+    parallel = DataParallel(model, 2)
+    bad = labels.copy()
+    bad[3, 0, 0] = OPTIONS["num_classes"]
+    with pytest.raises(ValueError, match="label"):
+        fused_step(parallel, x, bad, SoftmaxCrossEntropy(IGNORE))
+    with pytest.raises(KeyboardInterrupt):
+        fused_step(parallel, x, labels, LabelsCheckedInTheParentOnly(os.getpid()))
+    assert not parallel._processes  # ended: they may have been computing what no one would read
+    expected = fused_step(plain, x, labels, SoftmaxCrossEntropy(IGNORE))
+    assert fused_step(parallel, x, labels, SoftmaxCrossEntropy(IGNORE)) == pytest.approx(expected, rel=1e-6)
+    assert_same_gradients(plain, model)
+
+
+def test_the_processes_end_with_close_and_with_the_data_parallel():
+    x, labels = batch(4)
+    parallel = DataParallel(make_model(), 2)
+    step(parallel, x, labels)
+    process = parallel._processes[0].process
+    parallel.close()
+    assert not process.is_alive() and not parallel._processes
+    step(parallel, x, labels)  # a new one for the next split pass
+    process = parallel._processes[0].process
+    del parallel
+    gc.collect()
+    process.join(timeout=10)
+    assert not process.is_alive()
+
+
+def test_without_fork_the_batch_runs_whole(monkeypatch):
+    monkeypatch.setattr("minifcn.data_parallel.can_fork", lambda: False)
+    x, labels = batch(4)
+    plain, model = make_model(), make_model()
+    parallel = DataParallel(model, 2)
+    assert step(parallel, x, labels) == step(plain, x, labels)
+    assert not parallel._processes
+    assert_same_gradients(plain, model)
 
 
 @pytest.mark.parametrize("size, threads, expected", [

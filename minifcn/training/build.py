@@ -43,7 +43,7 @@ def build_model_for(config, num_classes):
 
 
 def build_runner(model, config):
-    """What the loop runs: on the CPU, each batch split over ``config.threads`` cores (one thread per
+    """What the loop runs: on the CPU, each batch split over ``config.threads`` cores (one process per
     part); on a GPU the model itself, which the device already parallelises."""
     return DataParallel(model, config.threads) if config.device == "cpu" else model
 

@@ -12,10 +12,9 @@ Elementwise updates too large for one core to do quickly (the optimizers' steps 
 parameters, data_parallel's sum of gradients) are cut into runs of elements (``element_runs``), one
 per core: each element's update is its own, so the values are the same to the bit.
 
-``data_parallel`` runs the parts of a batch here too, one part per core. Inside those threads BLAS
-already runs one thread (``blas_threads()`` is 1), so an operation there makes one part and runs it
-on the calling thread: the cores are never asked for twice, and no thread of the pool waits on
-another.
+``data_parallel`` runs the parts of a batch one per core, each in its own process, with BLAS limited
+to one thread (``single_blas_thread``). There ``blas_threads()`` is 1, so an operation makes one part
+and runs it on the calling thread: the cores are never asked for twice.
 """
 
 import os
@@ -40,7 +39,7 @@ _pool_lock = threading.Lock()
 
 def blas_threads():
     """The threads a matrix product will use now: the most of any BLAS library NumPy has loaded (1 if
-    none is known). Inside ``data_parallel``'s threads it is 1, outside them all the cores by default."""
+    none is known). Inside ``data_parallel``'s parts it is 1, outside them all the cores by default."""
     # Each library's thread count alone (a call into it), not ``info()``'s dict of everything known
     # about it: every convolution asks, and the GIL is held while it does.
     return max((library.num_threads for library in _BLAS.lib_controllers), default=1)
@@ -65,7 +64,7 @@ BLAS_SLEEPS_WHEN_IDLE = _openblas_sleeps_when_idle()
 def elementwise_threads():
     """How many runs an elementwise update (the optimizers', a sum of gradients) is cut into: one per
     BLAS thread where BLAS's idle threads leave the cores soon after a product, so that the runs do not
-    wait for cores a spinning BLAS thread holds; else 1. Inside ``data_parallel``'s threads it is 1."""
+    wait for cores a spinning BLAS thread holds; else 1. Inside ``data_parallel``'s parts it is 1."""
     return blas_threads() if BLAS_SLEEPS_WHEN_IDLE else 1
 
 
@@ -122,10 +121,15 @@ def on_cores(work, parts):
     from any of them is raised here."""
     if len(parts) == 1:
         return [work(parts[0])]
-    with _CONTROLLER.limit(limits=1, user_api="blas"):
+    with single_blas_thread():
         futures = [_workers(len(parts)).submit(work, part) for part in parts]
         wait(futures)
     return [future.result() for future in futures]
+
+
+def single_blas_thread():
+    """A context in which BLAS computes each product on one thread: the calling thread's core."""
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def _workers(count):
