@@ -268,9 +268,33 @@ def list_layers(size):
 # --------------------------------------------------------------------------------------------------
 
 def max_rss_mb():
-    """Peak resident memory of this process so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    """Peak resident memory of this process so far, in MiB (Linux reports ru_maxrss in KiB), plus the
+    peaks of the processes it forked that still run (minifcn's batch parts): an upper bound, since
+    pages they share (the weights, the libraries) count once in each."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
+    own = rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
+    return own + sum(forked_peak_mb(pid) for pid in forked_children())
+
+
+def forked_children():
+    """The pids of this process's running children (Linux; none elsewhere)."""
+    try:
+        with open(f"/proc/self/task/{os.getpid()}/children") as listing:
+            return [int(pid) for pid in listing.read().split()]
+    except OSError:
+        return []
+
+
+def forked_peak_mb(pid):
+    """Peak resident memory of process ``pid`` in MiB (0 if it has ended)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def time_it(step, repeats, warmup, after=None):
@@ -816,7 +840,8 @@ def format_header(meta):
         + "; times are a training step's: train mode, dropout on",
         "- ratio = minifcn / PyTorch (above 1: minifcn is slower). GFLOP/s from the analytic count "
         "(multiply-add = 2 FLOPs; '-' for pools and the loss, which move memory rather than compute).",
-        "- memory: peak RSS of the child process in MiB, and in brackets the peak minus the baseline "
+        "- memory: peak RSS of the child process in MiB (plus its batch parts' processes, which count "
+        "the pages they share again), and in brackets the peak minus the baseline "
         "after imports; 'mem ratio' compares the bracketed values (minifcn / PyTorch).",
     ]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ step (``python benchmarks/cpu_benchmark.py --cases full,small`` shows the differ
 in benchmarks/RESULTS.md). The peak memory is the same either way; what changes is that the
 process does not give memory back to the system between steps.
 
-Threads (``data_parallel``'s, and ``ops/fast/cores.py``'s that split one image's layers) would each
+Threads (``ops/fast/cores.py``'s, that split one image's layers and the optimizers' updates) would each
 get an arena of their own from glibc, each keeping the memory its thread freed: one CamVid image's
 step peaked at 829 MiB with its Winograd layers split over two threads, against 668 MiB unsplit. With
 one arena for the whole process the threads reuse each other's freed memory (677 MiB); their

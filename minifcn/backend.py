@@ -49,8 +49,7 @@ def _cupy_module_name():
 def _cupy_was_imported():
     """Whether the module ``_cupy_module_name`` names is in ``sys.modules``. The environment is read
     only once CuPy or the stand-in is there: ``get_array_module`` runs for every op, and reading
-    ``os.environ`` each time cost more than the rest of it, all while holding the GIL that
-    ``data_parallel``'s threads share."""
+    ``os.environ`` each time cost more than the rest of it, all while holding the GIL."""
     return ("cupy" in sys.modules or _STANDIN_NAME in sys.modules) and _cupy_module_name() in sys.modules
 
 

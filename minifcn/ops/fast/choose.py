@@ -6,7 +6,7 @@ what they copy besides the matrix product and in how much memory that copy takes
 1. a 1x1 kernel: ``pointwise``, the convolution is already a matrix product, nothing to copy;
 2. a stride above 1: ``im2col``, the only method with strided windows;
 3. a 3x3 kernel: ``winograd``, whose fewer multiplications save more than its transforms cost,
-   where each call has one core (BLAS runs one thread, as in ``data_parallel``'s threads) and the
+   where each call has one core (BLAS runs one thread, as in ``data_parallel``'s parts) and the
    channels are many (the deep layers); or where BLAS has several threads, the map is large enough
    to be cut into runs of tile rows, one per core (``cores.py``), the channels are not few, and
    BLAS's idle threads leave the cores to those runs;
@@ -84,7 +84,7 @@ STACKED_MAX_WASTE = 0.25
 # with conv1_2 (5.4 MB of columns an image) on shift and conv2_2 (2.8 MB) and conv3_x (1.4 MB) on
 # stacked, 107.1 ms and 106 MiB against 108.2 ms and 109 MiB with conv1_2 on stacked too. Each layer
 # on 4 images, forward+backward, stacked's time over shift's: on one core alone conv1_2 0.92x,
-# conv2_2 0.91x, conv3_2 1.02x; on both cores at once (as data_parallel's threads run them) 0.98x,
+# conv2_2 0.91x, conv3_2 1.02x; on both cores at once (as data_parallel's parts run them) 0.98x,
 # 0.92x and 1.01x.
 # Set by: --cases small (alternating the settings) and --cases small-layers --threads 1.
 SHIFT_MAX_CHANNELS = 64

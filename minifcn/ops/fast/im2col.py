@@ -8,8 +8,8 @@ matrix product per pass; the weight gradient's product goes through
 What differs is how the columns are moved. The reference (``ops/windows.py``) copies one kernel
 offset at a time: kh*kw NumPy calls, 256 for the 16x16 kernel of FCN-8s's upsampling by 8. Each call
 moves little there (an offset of that kernel sees 12x12 cells of a 96x96 map), so the step paid for
-the calls, not the copying, and with ``data_parallel``'s threads each call is also a moment where
-the threads take turns at Python's lock. Here the offsets go in blocks of stride x stride:
+the calls, not the copying, and with the parts of a batch on threads each call was also a moment
+where the threads took turns at Python's lock. Here the offsets go in blocks of stride x stride:
 
     offset a = q * stride + r reads row stride * i + a = stride * (i + q) + r of the padded map,
 
