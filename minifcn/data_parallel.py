@@ -126,7 +126,7 @@ class DataParallel(Module):
         super().clear_cache()
         if self._processes:
             states = self._states(len(self._processes), draw_seeds=False)
-            self._run(self._processes, [("clear_cache", state) for state in states], lambda: None)
+            self._run(self._processes, [("clear_cache", state) for state in states])
 
     def close(self):
         """End the parts' processes (the next split pass starts new ones)."""
@@ -139,16 +139,18 @@ class DataParallel(Module):
     def _split(self, size):
         return split_batch(size, self.threads if can_fork() else 1)
 
-    def _run(self, processes, requests, own_part):
-        """Send each process its request, compute ``own_part()`` meanwhile on this core with one BLAS
-        thread, and return its result followed by the processes' answers. After an error, or Ctrl-C,
-        the processes may still be busy with a request no one will read: they are ended, and the next
-        split pass starts new ones."""
+    def _run(self, processes, requests, own_part=None):
+        """Send each process its request, compute ``own_part()`` (if given) meanwhile on this core with
+        one BLAS thread, and return its result followed by the processes' answers. After an error, or
+        Ctrl-C, the processes may still be busy with a request no one will read: they are ended, and
+        the next split pass starts new ones."""
         try:
             for process, request in zip(processes, requests):
                 process.submit(request)
-            with single_blas_thread():
-                own = own_part()
+            own = None
+            if own_part is not None:
+                with single_blas_thread():
+                    own = own_part()
             return [own] + [process.result() for process in processes]
         except BaseException:
             self.close()

@@ -17,12 +17,14 @@ How the process and its parent share the work without copying the model every st
   process always runs the model as the parent has it;
 - the inputs, labels and scores travel through a pipe.
 
-The process ignores Ctrl-C (the parent decides what to do about it: a step it leaves unfinished ends
-the process, ``data_parallel`` forks a new one) and ends when the parent closes its end of the pipe,
-also when the parent dies. Linux only (``can_fork``): elsewhere fork is missing
+The process ignores Ctrl-C and SIGTERM (the parent decides what to do about them: training finishes
+the step and saves; a step the parent leaves unfinished ends the process, ``data_parallel`` forks a
+new one) and ends when the parent closes its end of the pipe: ``close``, garbage collection, the
+parent's exit, or its death. Linux only (``can_fork``): elsewhere fork is missing
 or unsafe with the system's BLAS.
 """
 
+import atexit
 import mmap
 import multiprocessing
 import signal
@@ -32,6 +34,7 @@ import weakref
 
 import numpy as np
 
+from .layers.gradient_buffer import zero_gradients
 from .ops.fast.cores import single_blas_thread
 
 
@@ -40,12 +43,41 @@ def can_fork():
     return sys.platform.startswith("linux")
 
 
+def shared_zeros(size, dtype):
+    """A flat array of ``size`` zeros in memory that a process forked later shares with this one
+    (an anonymous mapping's pages start zeroed)."""
+    dtype = np.dtype(dtype)
+    return np.frombuffer(mmap.mmap(-1, max(1, size * dtype.itemsize)), dtype=dtype, count=size)
+
+
 def shared_like(array):
     """A copy of the host array ``array`` in memory that a process forked later shares with this one."""
-    shared = np.frombuffer(mmap.mmap(-1, max(1, array.nbytes)), dtype=array.dtype, count=array.size)
-    shared = shared.reshape(array.shape)
+    shared = shared_zeros(array.size, array.dtype).reshape(array.shape)
     shared[...] = array
     return shared
+
+
+def shared_gradients(parameters):
+    """Zeroed gradients for ``parameters`` in shared memory, laid out as ``layers.gradient_buffer``
+    packs a model's: views of one flat buffer per dtype, so one fill clears them. Returns the
+    gradients and, for each, its buffer."""
+    sizes = {}
+    for parameter in parameters:
+        sizes[parameter.data.dtype] = sizes.get(parameter.data.dtype, 0) + parameter.data.size
+    buffers = {dtype: shared_zeros(size, dtype) for dtype, size in sizes.items()}
+    offsets = dict.fromkeys(sizes, 0)
+    gradients, owners = [], []
+    for parameter in parameters:
+        dtype, size = parameter.data.dtype, parameter.data.size
+        gradients.append(buffers[dtype][offsets[dtype] : offsets[dtype] + size].reshape(parameter.data.shape))
+        owners.append(buffers[dtype])
+        offsets[dtype] += size
+    return gradients, owners
+
+
+# The parent's ends of every part process's pipe. A process forked later inherits them and must close
+# them: a pipe reports its parent end closed only once no process holds it open.
+_PARENT_ENDS = weakref.WeakSet()
 
 
 class PartProcess:
@@ -57,30 +89,43 @@ class PartProcess:
 
     def __init__(self, model):
         parameters = [parameter for _, parameter in model.parameters()]
-        self.gradients = [shared_like(np.zeros_like(parameter.data)) for parameter in parameters]
+        self.gradients, buffers = shared_gradients(parameters)
         parent_end, child_end = multiprocessing.Pipe()
         self.process = multiprocessing.get_context("fork").Process(
-            target=_serve, args=(model, self.gradients, child_end, parent_end), daemon=True,
+            target=_serve, args=(model, self.gradients, buffers, child_end, parent_end), daemon=True,
             name="minifcn-batch-part")
         self.process.start()
         child_end.close()
+        _PARENT_ENDS.add(parent_end)
         self._connection = parent_end
         self._close = weakref.finalize(self, _stop, self.process, parent_end)
+        # Registered after multiprocessing's own exit hook, so it runs before it: that hook joins every
+        # child, and this process ignores the SIGTERM the hook ends daemons with; it ends when the
+        # pipe closes.
+        atexit.register(self._close)
 
     def submit(self, request):
-        self._connection.send(request)
+        try:
+            self._connection.send(request)
+        except OSError:
+            raise _ended() from None
 
     def result(self):
         try:
             status, value = self._connection.recv()
         except (EOFError, OSError):
-            raise RuntimeError("a batch part's process ended unexpectedly (killed, or out of memory?)") from None
+            raise _ended() from None
         if status == "error":
             raise value
         return value
 
     def close(self):
         self._close()
+        atexit.unregister(self._close)
+
+
+def _ended():
+    return RuntimeError("a batch part's process ended unexpectedly (killed, or out of memory?)")
 
 
 def _stop(process, connection):
@@ -92,14 +137,19 @@ def _stop(process, connection):
         process.join()
 
 
-def _serve(model, gradients, connection, parent_end):
+def _serve(model, gradients, buffers, connection, parent_end):
     """The process's loop: answer each request until the parent closes the pipe."""
+    # Ctrl-C and SIGTERM reach the whole process group; the parent decides (training finishes the
+    # step, which needs this process's part, then saves).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent_end.close()  # else the pipe would never report the parent's end closed
+    for inherited in list(_PARENT_ENDS):  # other part processes' pipes, for the same reason
+        inherited.close()
     parameters = [parameter for _, parameter in model.parameters()]
     modules = list(model.modules())
-    for parameter, gradient in zip(parameters, gradients):
-        parameter.grad, parameter.grad_buffer = gradient, None
+    for parameter, gradient, buffer in zip(parameters, gradients, buffers):
+        parameter.grad, parameter.grad_buffer = gradient, buffer
     handlers = dict(step=_step, forward=_forward, backward=_backward, clear_cache=_clear_cache)
     with single_blas_thread():
         while True:
@@ -145,13 +195,8 @@ def _apply_state(state, parameters, modules, model):
         model.use_generator(np.random.default_rng(seed))
 
 
-def _zero(parameters):
-    for parameter in parameters:
-        parameter.grad.fill(0)  # this part's gradient only: the parent adds it into the model's
-
-
 def _step(model, parameters, x, labels, loss_layer, normaliser):
-    _zero(parameters)
+    zero_gradients(parameters)  # this part's gradients only: the parent adds them into the model's
     loss = loss_layer.forward(model.forward(x), labels, normaliser)
     model.backward(loss_layer.backward())
     return loss
@@ -162,7 +207,7 @@ def _forward(model, parameters, x):
 
 
 def _backward(model, parameters, dscores):
-    _zero(parameters)
+    zero_gradients(parameters)
     model.backward(dscores)
 
 

@@ -3,6 +3,10 @@
 import copy
 import gc
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -247,6 +251,74 @@ def test_the_processes_end_with_close_and_with_the_data_parallel():
     gc.collect()
     process.join(timeout=10)
     assert not process.is_alive()
+
+
+def test_three_parts_processes_end_on_close_without_being_killed():
+    """Each process holds copies of the pipes of those forked before it; closed there, every process
+    sees its pipe close and returns (exit code 0, not -9 from the kill after a wait)."""
+    x, labels = batch(6)
+    parallel = DataParallel(make_model(), 3)
+    step(parallel, x, labels)
+    processes = [part.process for part in parallel._processes]
+    parallel.close()
+    assert [process.exitcode for process in processes] == [0, 0]
+
+
+def test_sigterm_to_a_part_process_lets_it_finish_the_step():
+    """SIGTERM to the whole process group (a scheduler's) reaches the parts' processes too; the
+    caller decides (training finishes the step and saves), so they ignore it."""
+    x, labels = batch(4)
+    plain, model = make_model(), make_model()
+    parallel = DataParallel(model, 2)
+    step(parallel, x, labels)
+    process = parallel._processes[0].process
+    os.kill(process.pid, signal.SIGTERM)
+    expected = fused_step(plain, x, labels, SoftmaxCrossEntropy(IGNORE))
+    assert fused_step(parallel, x, labels, SoftmaxCrossEntropy(IGNORE)) == pytest.approx(expected, rel=1e-6)
+    assert_same_gradients(plain, model)
+    assert process.is_alive()
+    parallel.close()
+    assert process.exitcode == 0
+
+
+# The first weakref.finalize of the process made before multiprocessing is imported, as any library
+# may: finalizers then run at exit after multiprocessing's hook, not before it.
+EXIT_WITHOUT_CLOSE = """
+import sys, weakref
+weakref.finalize(weakref.finalize, lambda: None)
+sys.path.insert(0, sys.argv[1])
+from tests.test_data_parallel import batch, make_model, step
+from minifcn.data_parallel import DataParallel
+x, labels = batch(4)
+parallel = DataParallel(make_model(), 2)
+step(parallel, x, labels)
+print(parallel._processes[0].process.pid)
+"""
+
+
+def test_exit_without_close_ends_the_processes():
+    """At exit the pipe is closed before multiprocessing joins its children (which ignore the SIGTERM
+    it would end them with): the interpreter exits and its process with it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", EXIT_WITHOUT_CLOSE, root], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout)
+    for _ in range(100):
+        if not running(pid):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the part process outlived its parent")
+
+
+def running(pid):
+    """Whether process ``pid`` runs (not gone, not a zombie left for init to reap)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "State:\tZ" not in status.read()
+    except FileNotFoundError:
+        return False
 
 
 def test_without_fork_the_batch_runs_whole(monkeypatch):

@@ -24,9 +24,12 @@ RUN = ["--synthetic-size", "48", "8", "--image-size", "64", "--width", "0.125", 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 
 
-def train(*args):
+def train(*args, own_group=False):
+    """The training command running in the background; ``own_group``: in a process group of its own
+    (with the batch parts' processes), as a scheduler starts a job."""
     return subprocess.Popen([sys.executable, "-m", "minifcn.train", *map(str, args)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=own_group)
 
 
 def final_weights(run_dir):
@@ -150,17 +153,20 @@ def test_ctrl_c_saves_last_npz_says_how_to_resume_and_resumes_exactly(tmp_path, 
 def test_sigterm_finishes_the_step_saves_says_how_to_resume_and_resumes_exactly(tmp_path, uninterrupted):
     """SIGTERM (docker stop, a scheduler's time limit) is handled as Ctrl-C is: the step under way
     finishes, last.npz is saved with the epoch in progress, the resume line is printed, and the exit
-    code is 143 (128 + SIGTERM's 15, what a shell reports); resuming ends on the uninterrupted weights."""
+    code is 143 (128 + SIGTERM's 15, what a shell reports); resuming ends on the uninterrupted weights.
+    The signal goes to the whole process group, as a scheduler sends it: the batch parts' processes
+    get it too, and must neither die in the middle of the step nor announce it a second time."""
     run_dir = tmp_path / "run"
-    process = train(*RUN, "--out", run_dir)
+    process = train(*RUN, "--out", run_dir, own_group=True)
     for line in process.stdout:
         if line.startswith("epoch 2 "):  # inside epoch 3, past two checkpoints
             break
     time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=600)
     assert process.returncode == 143, err
-    assert "SIGTERM: stopping after the current step" in err and "interrupted by SIGTERM at iteration" in err
+    assert err.count("SIGTERM: stopping after the current step") == 1, err
+    assert "interrupted by SIGTERM at iteration" in err
     assert f"--resume {run_dir}" in err and "Traceback" not in err
     iteration = load_checkpoint(run_dir / "last.npz").metadata["training"]["iteration"]
     assert f"interrupted by SIGTERM at iteration {iteration} " in err and iteration >= 24
