@@ -269,11 +269,13 @@ def list_layers(size):
 
 def max_rss_mb():
     """Peak resident memory of this process so far, in MiB (Linux reports ru_maxrss in KiB), plus the
-    peaks of the processes it forked that still run (minifcn's batch parts): an upper bound, since
-    pages they share (the weights, the libraries) count once in each."""
+    memory private to each process it forked that still runs (minifcn's batch parts). The pages they
+    share with this one (the libraries, the weights) are in its own peak already. A part's private
+    memory is read now, not at its peak: the allocator settings it inherits (minifcn/allocator.py)
+    keep what it frees, so after a case's runs it holds what its largest step needed."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     own = rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
-    return own + sum(forked_peak_mb(pid) for pid in forked_children())
+    return own + sum(private_mb(pid) for pid in forked_children())
 
 
 def forked_children():
@@ -285,16 +287,14 @@ def forked_children():
         return []
 
 
-def forked_peak_mb(pid):
-    """Peak resident memory of process ``pid`` in MiB (0 if it has ended)."""
+def private_mb(pid):
+    """The resident memory of process ``pid`` that no other process maps, in MiB (0 if it has ended)."""
     try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            fields = dict(line.split()[:2] for line in rollup if line.startswith("Private_"))
     except OSError:
-        pass
-    return 0.0
+        return 0.0
+    return sum(int(kib) for kib in fields.values()) / 1024.0
 
 
 def time_it(step, repeats, warmup, after=None):
@@ -840,8 +840,8 @@ def format_header(meta):
         + "; times are a training step's: train mode, dropout on",
         "- ratio = minifcn / PyTorch (above 1: minifcn is slower). GFLOP/s from the analytic count "
         "(multiply-add = 2 FLOPs; '-' for pools and the loss, which move memory rather than compute).",
-        "- memory: peak RSS of the child process in MiB (plus its batch parts' processes, which count "
-        "the pages they share again), and in brackets the peak minus the baseline "
+        "- memory: peak RSS of the child process in MiB (plus the memory private to its batch parts' "
+        "processes), and in brackets the peak minus the baseline "
         "after imports; 'mem ratio' compares the bracketed values (minifcn / PyTorch).",
     ]
     return "\n".join(lines)
