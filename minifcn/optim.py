@@ -21,7 +21,9 @@ lines would issue 5 (SGD) to 12 (Adam) kernels per parameter: a GPU step is boun
 Python issues. The CPU keeps the NumPy lines, which need no compiler, and cuts the elements of all the
 parameters into one run per core (``ops/fast/cores.py``): every element's update is independent of
 the others, so the values are the same to the bit, and the update, a tenth of the default model's
-training step on one core, takes about half as long.
+training step on one core, takes about half as long. Each run goes a cache-sized piece at a time, so
+that the NumPy lines' passes read and write memory once between them, not once each (Adam's step on
+the CamVid recipe's 41 million parameters: about half the time).
 """
 
 import math

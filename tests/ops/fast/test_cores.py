@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from threadpoolctl import ThreadpoolController, threadpool_info
 
-from minifcn.ops.fast.cores import blas_threads, element_runs, elements, on_cores
+from minifcn.ops.fast import cores
+from minifcn.ops.fast.cores import blas_threads, element_runs, elements, elementwise_on_cores, on_cores
 
 
 def test_parts_run_on_threads_of_their_own_with_one_blas_thread():
@@ -103,3 +104,34 @@ def test_elements_are_views_that_update_the_array():
     assert elements(transposed, 0, 12) is transposed  # whole: any layout
     with pytest.raises(ValueError, match="C-contiguous"):
         elements(transposed, 0, 6)  # flattening it would copy, and the update would be lost
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_elementwise_updates_come_in_cache_sized_pieces_and_equal_the_whole(monkeypatch, threads):
+    """An update that is a chain of passes (as an optimizer's), over arrays of several pieces and
+    one smaller than a piece: every call gets at most CACHE_PIECE elements, every element is
+    updated once, and the values equal the chain computed over the whole arrays, to the bit."""
+    monkeypatch.setattr(cores, "CACHE_PIECE", 1000)
+    monkeypatch.setattr(cores, "elementwise_threads", lambda: threads)
+    rng = np.random.default_rng(0)
+    shapes = [(3, 1001), (17,), (40, 50, 2)]
+    data = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    grads = [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+    moments = [np.zeros(shape, np.float32) for shape in shapes]
+    expected = [array.copy() for array in data]
+    for values, grad in zip(expected, grads):
+        moment = 0.1 * grad
+        values -= 0.01 * moment / (np.sqrt(grad * grad) + 1e-3)
+    sizes, lock = [], threading.Lock()
+
+    def update(run, index, arrays):
+        values, grad, moment = arrays
+        with lock:
+            sizes.append(values.size)
+        moment += 0.1 * grad
+        values -= 0.01 * moment / (np.sqrt(grad * grad) + 1e-3)
+
+    elementwise_on_cores(list(zip(data, grads, moments)), update)
+    assert max(sizes) <= 1000 and sum(sizes) == sum(array.size for array in data)
+    for values, wanted in zip(data, expected):
+        np.testing.assert_array_equal(values, wanted)
