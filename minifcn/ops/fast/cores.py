@@ -116,14 +116,13 @@ def elementwise_on_cores(groups, update):
     runs = element_runs([group[0].size for group in groups], elementwise_threads() if contiguous else 1)
     if not runs:
         return
-    most = CACHE_PIECE if contiguous else None
 
     def compute(numbered_run):
         run, pieces = numbered_run
         for index, start, stop in pieces:
-            for low in range(start, stop, most or stop - start):
-                high = stop if most is None else min(stop, low + most)
-                update(run, index, [elements(array, low, high) for array in groups[index]])
+            size = CACHE_PIECE if contiguous else stop - start  # other layouts only whole
+            for low in range(start, stop, size):
+                update(run, index, [elements(array, low, min(stop, low + size)) for array in groups[index]])
 
     on_cores(compute, list(enumerate(runs)))
 
