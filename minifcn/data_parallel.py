@@ -142,8 +142,8 @@ class DataParallel(Module):
     def _run(self, processes, requests, own_part=None):
         """Send each process its request, compute ``own_part()`` (if given) meanwhile on this core with
         one BLAS thread, and return its result followed by the processes' answers. After an error, or
-        Ctrl-C, the processes may still be busy with a request no one will read: they are ended, and
-        the next split pass starts new ones."""
+        Ctrl-C, the processes may still be busy with a request no one will read: they are killed
+        (their gradient arrays go with them), and the next split pass starts new ones."""
         try:
             for process, request in zip(processes, requests):
                 process.submit(request)
@@ -153,6 +153,8 @@ class DataParallel(Module):
                     own = own_part()
             return [own] + [process.result() for process in processes]
         except BaseException:
+            for process in self._processes:
+                process.kill()
             self.close()
             raise
 

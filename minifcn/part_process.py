@@ -18,7 +18,7 @@ How the process and its parent share the work without copying the model every st
 - the inputs, labels and scores travel through a pipe.
 
 The process ignores Ctrl-C and SIGTERM (the parent decides what to do about them: training finishes
-the step and saves; a step the parent leaves unfinished ends the process, ``data_parallel`` forks a
+the step and saves; a step the parent leaves unfinished kills the process, ``data_parallel`` forks a
 new one) and ends when the parent closes its end of the pipe: ``close``, garbage collection, the
 parent's exit, or its death. Linux only (``can_fork``): elsewhere fork is missing
 or unsafe with the system's BLAS.
@@ -122,6 +122,12 @@ class PartProcess:
     def close(self):
         self._close()
         atexit.unregister(self._close)
+
+    def kill(self):
+        """End the process at once, whatever it computes (an answer no one will read); ``close``
+        then has nothing to wait for."""
+        if self.process.is_alive():
+            self.process.kill()
 
 
 def _ended():

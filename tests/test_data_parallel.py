@@ -230,9 +230,12 @@ def test_an_error_in_a_part_reaches_the_caller_and_the_next_step_is_right():
     bad[3, 0, 0] = OPTIONS["num_classes"]
     with pytest.raises(ValueError, match="label"):
         fused_step(parallel, x, bad, SoftmaxCrossEntropy(IGNORE))
+    fused_step(parallel, x, labels, SoftmaxCrossEntropy(IGNORE))  # a new process
+    process = parallel._processes[0].process
     with pytest.raises(KeyboardInterrupt):
         fused_step(parallel, x, labels, LabelsCheckedInTheParentOnly(os.getpid()))
     assert not parallel._processes  # ended: they may have been computing what no one would read
+    assert process.exitcode == -signal.SIGKILL  # at once, not after a wait for the answer
     expected = fused_step(plain, x, labels, SoftmaxCrossEntropy(IGNORE))
     assert fused_step(parallel, x, labels, SoftmaxCrossEntropy(IGNORE)) == pytest.approx(expected, rel=1e-6)
     assert_same_gradients(plain, model)
