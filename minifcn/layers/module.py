@@ -93,7 +93,7 @@ class Module:
     def forward_backward(self, x, labels, loss_layer):
         """A training step's passes: the scores of x, ``loss_layer``'s loss against ``labels``, and
         backward, which adds the gradients into the parameters. Returns the loss. (DataParallel runs
-        the three on each part of the batch in its thread.)"""
+        the three on each part of the batch in its own process.)"""
         loss = loss_layer.forward(self.forward(x), labels)
         self.backward(loss_layer.backward())
         return loss

@@ -211,7 +211,7 @@ def rank_dropout_stream(model, world):
         return
     shared = model.dropout_rng
     step = np.random.default_rng([int(shared.integers(2**63)), world.rank])
-    # DataParallel seeds its thread replicas from model.dropout_rng: they draw from this rank's stream too.
+    # DataParallel seeds its parts' processes from model.dropout_rng: they draw from this rank's stream too.
     model.dropout_rng = step
     model.use_generator(step)
     try:
