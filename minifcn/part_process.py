@@ -34,7 +34,7 @@ import weakref
 
 import numpy as np
 
-from .layers.gradient_buffer import zero_gradients
+from .layers.gradient_buffer import flat_views, zero_gradients
 from .ops.fast.cores import single_blas_thread
 
 
@@ -57,24 +57,6 @@ def shared_like(array):
     return shared
 
 
-def shared_gradients(parameters):
-    """Zeroed gradients for ``parameters`` in shared memory, laid out as ``layers.gradient_buffer``
-    packs a model's: views of one flat buffer per dtype, so one fill clears them. Returns the
-    gradients and, for each, its buffer."""
-    sizes = {}
-    for parameter in parameters:
-        sizes[parameter.data.dtype] = sizes.get(parameter.data.dtype, 0) + parameter.data.size
-    buffers = {dtype: shared_zeros(size, dtype) for dtype, size in sizes.items()}
-    offsets = dict.fromkeys(sizes, 0)
-    gradients, owners = [], []
-    for parameter in parameters:
-        dtype, size = parameter.data.dtype, parameter.data.size
-        gradients.append(buffers[dtype][offsets[dtype] : offsets[dtype] + size].reshape(parameter.data.shape))
-        owners.append(buffers[dtype])
-        offsets[dtype] += size
-    return gradients, owners
-
-
 # The parent's ends of every part process's pipe. A process forked later inherits them and must close
 # them: a pipe reports its parent end closed only once no process holds it open.
 _PARENT_ENDS = weakref.WeakSet()
@@ -89,7 +71,9 @@ class PartProcess:
 
     def __init__(self, model):
         parameters = [parameter for _, parameter in model.parameters()]
-        self.gradients, buffers = shared_gradients(parameters)
+        # Zeroed, in shared memory, laid out as a model's packed gradients (one fill clears them).
+        self.gradients, buffers = flat_views([parameter.data for parameter in parameters],
+                                             lambda xp, size, dtype: shared_zeros(size, dtype))
         parent_end, child_end = multiprocessing.Pipe()
         self.process = multiprocessing.get_context("fork").Process(
             target=_serve, args=(model, self.gradients, buffers, child_end, parent_end), daemon=True,

@@ -8,27 +8,36 @@ are cleared by a single fill. (A data-parallel all-reduce can send such a buffer
 from ..backend import device_of, get_array_module
 
 
+def flat_views(arrays, allocate):
+    """Views shaped like each of ``arrays``, cut in order from one flat buffer per (device, dtype)
+    that ``allocate(xp, size, dtype)`` makes. Returns the views and, for each, its buffer."""
+    groups = {}
+    for position, array in enumerate(arrays):
+        groups.setdefault((device_of(array), array.dtype), []).append(position)
+    views, buffers = [None] * len(arrays), [None] * len(arrays)
+    for positions in groups.values():
+        first = arrays[positions[0]]
+        buffer = allocate(get_array_module(first), sum(arrays[position].size for position in positions), first.dtype)
+        offset = 0
+        for position in positions:
+            size = arrays[position].size
+            views[position] = buffer[offset : offset + size].reshape(arrays[position].shape)
+            buffers[position] = buffer
+            offset += size
+    return views, buffers
+
+
 def pack_gradients(parameters):
     """Move the gradients of ``parameters`` into one flat buffer per (device, dtype), each gradient a
     view of its slice; the values are kept. Parameters whose gradient is already in a buffer are
     repacked. Returns the buffers."""
-    groups = {}
-    for parameter in parameters:
-        grad = parameter.grad
-        groups.setdefault((device_of(grad), grad.dtype), []).append(parameter)
-    buffers = []
-    for members in groups.values():
-        xp = get_array_module(members[0].grad)
-        buffer = xp.empty(sum(parameter.grad.size for parameter in members), dtype=members[0].grad.dtype)
-        offset = 0
-        for parameter in members:
-            size = parameter.grad.size
-            view = buffer[offset : offset + size].reshape(parameter.grad.shape)
-            view[...] = parameter.grad
-            parameter.grad, parameter.grad_buffer = view, buffer
-            offset += size
-        buffers.append(buffer)
-    return buffers
+    parameters = list(parameters)
+    views, buffers = flat_views([parameter.grad for parameter in parameters],
+                                lambda xp, size, dtype: xp.empty(size, dtype=dtype))
+    for parameter, view, buffer in zip(parameters, views, buffers):
+        view[...] = parameter.grad
+        parameter.grad, parameter.grad_buffer = view, buffer
+    return list({id(buffer): buffer for buffer in buffers}.values())
 
 
 def zero_gradients(parameters):
