@@ -40,9 +40,9 @@ class WeightedLayer(Module):
             return None
         weight_grad = self.weight.requires_grad
         bias_grad = self.bias is not None and self.bias.requires_grad
-        dx, dweight, dbias = type(self).op_backward(dy, cache, self.input_grad, weight_grad)
-        if weight_grad:
-            self.weight.accumulate(dweight)
+        # The weight gradient goes straight into the parameter's (the op adds it there).
+        into = self.weight.grad if weight_grad else None
+        dx, _, dbias = type(self).op_backward(dy, cache, self.input_grad, weight_grad, weight_grad_into=into)
         if bias_grad:
             # A frozen weight may sit under a trainable bias; its gradient needs only dy, not the
             # (skipped) weight gradient.

@@ -68,18 +68,23 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, method="auto"):
     return y, ConvTransposeCache(method, x, weight, stride, padding, bias is not None, inner)
 
 
-def conv_transpose2d_backward(dy, cache, input_grad=True, weight_grad=True):
-    """Gradients of ``conv_transpose2d`` for dy (N, Cout, OH, OW): ``(dx, dweight, dbias)``."""
+def conv_transpose2d_backward(dy, cache, input_grad=True, weight_grad=True, weight_grad_into=None):
+    """Gradients of ``conv_transpose2d`` for dy (N, Cout, OH, OW): ``(dx, dweight, dbias)``.
+    ``weight_grad_into``, as for ``conv2d_backward``: an array the weight gradient is added into
+    (dweight is then None)."""
     dbias = dy.sum(axis=(0, 2, 3)) if weight_grad and cache.has_bias else None
     if cache.method == "subpixel":
         dx, dweight = fast.subpixel.backward(dy, cache.inner, cache.weight.shape, cache.stride, cache.padding,
                                              input_grad, weight_grad)
-        return dx, dweight, dbias
-    impl = method_functions(cache.method, cache.weight.shape[2:], cache.stride)
-    prepared = impl.prepare(dy, cache.padding)
-    dx = dweight = None
-    if weight_grad:
-        dweight = impl.weight_grad(prepared, cache.x, cache.weight.shape[2:], cache.stride)
-    if input_grad:
-        dx = impl.forward(prepared, cache.weight, cache.stride, cache.x.shape[2:])
+    else:
+        impl = method_functions(cache.method, cache.weight.shape[2:], cache.stride)
+        prepared = impl.prepare(dy, cache.padding)
+        dx = dweight = None
+        if weight_grad:
+            dweight = impl.weight_grad(prepared, cache.x, cache.weight.shape[2:], cache.stride)
+        if input_grad:
+            dx = impl.forward(prepared, cache.weight, cache.stride, cache.x.shape[2:])
+    if weight_grad and weight_grad_into is not None:
+        weight_grad_into += dweight
+        dweight = None
     return dx, dweight, dbias

@@ -190,6 +190,21 @@ def test_backward_skips_unwanted_gradients(xp, input_grad, weight_grad):
             np.testing.assert_array_equal(to_numpy(got), to_numpy(expected))
 
 
+@pytest.mark.parametrize("method", ["im2col", "subpixel"])
+def test_weight_grad_added_into_a_layers_gradient(xp, method):
+    """``weight_grad_into`` gets the naive loop's dweight added to what it held; dweight is then None."""
+    x, weight, bias = make_inputs(3, 5, 4, 3, 4)
+    y, cache = conv_transpose2d(xp.asarray(x), xp.asarray(weight), xp.asarray(bias), 2, 1, method)
+    dy = np.random.default_rng(9).standard_normal(y.shape)
+    held = np.random.default_rng(10).standard_normal(weight.shape)
+    into = xp.asarray(held.copy())
+    dx, dweight, dbias = conv_transpose2d_backward(xp.asarray(dy), cache, weight_grad_into=into)
+    dx_want, dweight_want, dbias_want = naive_conv_transpose2d_backward(dy, x, weight, 2, 1)
+    assert dweight is None
+    assert relative_error(into, held + dweight_want) <= 1e-12
+    assert relative_error(dx, dx_want) <= 1e-12 and relative_error(dbias, dbias_want) <= 1e-12
+
+
 def test_backward_leaves_dy_and_input_alone(xp):
     """Backward (twice) writes into neither dy nor the cached input and weight."""
     x, weight, bias = make_inputs(3, 5, 4, 3, 4)

@@ -91,3 +91,49 @@ def test_cut_kernel_is_the_slice():
     cut = cut_kernel(weight, taps)
     assert cut.flags.c_contiguous
     np.testing.assert_array_equal(cut, weight[:, :, 1:6, 2:4])
+
+
+@pytest.mark.parametrize("n, c, o, h, w, k, s, p", [
+    (2, 6, 5, 3, 3, 7, 1, 3),  # cut
+    (2, 3, 4, 3, 20, 7, 1, 3),  # cut along the rows only
+    (2, 3, 4, 8, 8, 3, 1, 1),  # not cut
+])
+def test_weight_grad_added_into_a_layers_gradient(xp, n, c, o, h, w, k, s, p):
+    """``weight_grad_into`` gets the reference's whole-kernel gradient added to what it held, and
+    the backward pass then returns no dweight; dx and dbias are as without it."""
+    rng = np.random.default_rng(1)
+    x = xp.asarray(rng.standard_normal((n, c, h, w)))
+    weight = xp.asarray(rng.standard_normal((o, c, k, k)))
+    bias = xp.asarray(rng.standard_normal(o))
+    y, cache = conv2d(x, weight, bias, s, p, "auto")
+    _, cache_ref = conv2d(x, weight, bias, s, p, "reference")
+    dy = xp.asarray(rng.standard_normal(y.shape))
+    held = rng.standard_normal(weight.shape)  # what the layer's gradient already held
+    into = xp.asarray(held.copy())
+    dx, dweight, dbias = conv2d_backward(dy, cache, weight_grad_into=into)
+    dx_ref, dweight_ref, dbias_ref = conv2d_backward(dy, cache_ref)
+    assert dweight is None
+    assert relative_error(into, held + to_numpy(dweight_ref)) <= 1e-12
+    assert relative_error(dx, dx_ref) <= 1e-12 and relative_error(dbias, dbias_ref) <= 1e-12
+
+
+def test_a_cut_kernels_gradient_is_added_without_building_the_whole_one():
+    """fc6 on the default model's 3x3 pool5: the backward pass adds the 5x5 taps' gradient into the
+    layer's 7x7 one in place. Its largest allocation stays below the whole kernel's size (the whole
+    kernel's gradient, zero on the ring, is what it no longer builds)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 32, 3, 3), dtype=np.float32)
+    weight = rng.standard_normal((64, 32, 7, 7), dtype=np.float32)
+    y, cache = conv2d(x, weight, None, 1, 3, "auto")
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    into = np.zeros_like(weight)
+    tracemalloc.start()
+    try:
+        conv2d_backward(dy, cache, weight_grad_into=into)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < weight.nbytes
+    assert not np.any(into[:, :, [0, 6], :]) and not np.any(into[:, :, :, [0, 6]])
