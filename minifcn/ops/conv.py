@@ -169,25 +169,31 @@ def conv2d_backward(dy, cache, input_grad=True, weight_grad=True, weight_grad_in
     impl = method_functions(cache.method, cache.weight.shape[2:], cache.stride)
     ph, pw = cache.padding
     h, w = cache.input_hw
-    dx = dweight = dbias = None
+    dx = dweight = None
+    dbias = dy.sum(axis=(0, 2, 3)) if weight_grad and cache.has_bias else None
     both = None
     if input_grad and weight_grad and hasattr(impl, "gradients"):  # both from the work they share
         both = impl.gradients(cache.prepared, dy, cache.weight, cache.padding, cache.input_hw)
     if both is not None:
         dx, dweight = both
+        dweight = _deliver_weight_grad(dweight, cache.taps, weight_grad_into)
     else:  # each alone, or both where the method's ``gradients`` does not take the layer
-        if weight_grad:
+        if weight_grad:  # delivered before the input gradient's work, so the two never hold memory at once
             dweight = impl.weight_grad(cache.prepared, dy, cache.weight.shape[2:], cache.stride)
+            dweight = _deliver_weight_grad(dweight, cache.taps, weight_grad_into)
         if input_grad:
             dxpad = impl.input_grad(dy, cache.weight, cache.stride, (h + 2 * ph, w + 2 * pw))
             dx = unpad2d(dxpad, cache.padding, (h, w))
-    if weight_grad:
-        if cache.has_bias:
-            dbias = dy.sum(axis=(0, 2, 3))
-        if weight_grad_into is not None:
-            live = weight_grad_into if cache.taps is None else weight_grad_into[(Ellipsis,) + cache.taps[1]]
-            live += dweight
-            dweight = None
-        elif cache.taps is not None:
-            dweight = fast.whole_kernel_grad(dweight, *cache.taps)
     return dx, dweight, dbias
+
+
+def _deliver_weight_grad(dweight, taps, into):
+    """The whole kernel's gradient from the method's ``dweight`` (of the cut kernel where ``taps``
+    says so), or None once added into ``into``."""
+    if into is None:
+        return dweight if taps is None else fast.whole_kernel_grad(dweight, *taps)
+    if taps is None:
+        into += dweight
+    else:
+        fast.add_cut_kernel_grad(into, dweight, taps[1])
+    return None

@@ -31,7 +31,7 @@ dy), which ``conv2d_backward`` calls when a layer wants both (None: the layer is
 
 from . import gathered, im2col, pointwise, shift, stacked, subpixel, winograd
 from .choose import choose_method, choose_transposed_method
-from .live_taps import cut_kernel, live_taps, whole_kernel_grad
+from .live_taps import add_cut_kernel_grad, cut_kernel, live_taps, whole_kernel_grad
 
 METHODS = {
     "gathered": gathered,
@@ -42,5 +42,5 @@ METHODS = {
     "winograd": winograd,
 }
 
-__all__ = ["METHODS", "choose_method", "choose_transposed_method", "cut_kernel", "live_taps", "subpixel",
-           "whole_kernel_grad"]
+__all__ = ["METHODS", "add_cut_kernel_grad", "choose_method", "choose_transposed_method", "cut_kernel",
+           "live_taps", "subpixel", "whole_kernel_grad"]

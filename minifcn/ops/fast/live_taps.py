@@ -49,6 +49,28 @@ def cut_kernel(weight, taps):
     return weight.reshape(o, c, kh * kw).take(flat, axis=2).reshape(o, c, len(rows), len(cols))
 
 
+# Output channels per block of ``add_cut_kernel_grad``: a block of fc6's whole 7x7 kernel on 128
+# channels is 400 KB, which stays in the caches between the copy and the addition.
+# Set by: fc6 of the default model (256 x 128 x 7x7 cut to 5x5), the ways below timed one against another.
+CUT_GRAD_BLOCK = 16
+
+
+def add_cut_kernel_grad(into, dweight, taps):
+    """Add the cut kernel's gradient ``dweight`` into ``into``, the whole kernel's (O, C, kh, kw), at
+    the taps (a (rows, cols) pair of slices) it was cut to.
+
+    Adding into the taps' strided view runs NumPy's loop over runs of a few numbers (fc6: 5 of every
+    7) with a read of both sides for each: 3.8 ms on fc6. Building the whole kernel's gradient, zero
+    on the other taps, and adding that took 3.2 ms and 6.4 MB. Here a block of output channels at a
+    time is laid out whole in a small zeroed array and added contiguously: 1.9 ms, 0.4 MB."""
+    xp = get_array_module(into)
+    block = xp.zeros((CUT_GRAD_BLOCK,) + into.shape[1:], dtype=into.dtype)
+    for first in range(0, into.shape[0], CUT_GRAD_BLOCK):
+        count = min(CUT_GRAD_BLOCK, into.shape[0] - first)
+        block[:count, :, taps[0], taps[1]] = dweight[first : first + count]
+        into[first : first + count] += block[:count]
+
+
 def whole_kernel_grad(dweight, kernel, taps):
     """The gradient of the whole (O, C, kh, kw) kernel from the cut kernel's ``dweight``: zero on the
     taps that were cut, which never met the map."""

@@ -7,7 +7,7 @@ import pytest
 from minifcn.backend import to_numpy
 from minifcn.gradcheck import relative_error
 from minifcn.ops.conv import conv2d, conv2d_backward, conv_output_size
-from minifcn.ops.fast import cut_kernel, live_taps
+from minifcn.ops.fast import add_cut_kernel_grad, cut_kernel, live_taps
 
 
 def test_fc6_on_a_3x3_pool5_keeps_the_middle_5x5():
@@ -137,3 +137,16 @@ def test_a_cut_kernels_gradient_is_added_without_building_the_whole_one():
         tracemalloc.stop()
     assert peak < weight.nbytes
     assert not np.any(into[:, :, [0, 6], :]) and not np.any(into[:, :, :, [0, 6]])
+
+
+@pytest.mark.parametrize("o, taps", [(37, (slice(1, 6), slice(1, 6))), (16, (slice(2, 5), slice(0, 7))), (3, (slice(3, 4), slice(3, 4)))])
+def test_add_cut_kernel_grad_adds_at_the_taps(o, taps):
+    """Block by block of output channels (a last block cut short too): the same as adding into the
+    taps' view, and nothing added elsewhere."""
+    rng = np.random.default_rng(3)
+    into = rng.standard_normal((o, 5, 7, 7))
+    dweight = rng.standard_normal((o, 5, taps[0].stop - taps[0].start, taps[1].stop - taps[1].start))
+    expected = into.copy()
+    expected[:, :, taps[0], taps[1]] += dweight
+    add_cut_kernel_grad(into, dweight, taps)
+    np.testing.assert_array_equal(into, expected)
