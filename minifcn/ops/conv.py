@@ -179,12 +179,22 @@ def conv2d_backward(dy, cache, input_grad=True, weight_grad=True, weight_grad_in
         dweight = _deliver_weight_grad(dweight, cache.taps, weight_grad_into)
     else:  # each alone, or both where the method's ``gradients`` does not take the layer
         if weight_grad:  # delivered before the input gradient's work, so the two never hold memory at once
-            dweight = impl.weight_grad(cache.prepared, dy, cache.weight.shape[2:], cache.stride)
-            dweight = _deliver_weight_grad(dweight, cache.taps, weight_grad_into)
+            dweight = _weight_grad(impl, cache, dy, weight_grad_into)
         if input_grad:
             dxpad = impl.input_grad(dy, cache.weight, cache.stride, (h + 2 * ph, w + 2 * pw))
             dx = unpad2d(dxpad, cache.padding, (h, w))
     return dx, dweight, dbias
+
+
+def _weight_grad(impl, cache, dy, into):
+    """The weight gradient alone: returned whole, or None once added into ``into``; by the method's
+    ``add_weight_grad`` where it has one (a block at a time, never built whole)."""
+    kernel = cache.weight.shape[2:]
+    if into is not None and cache.taps is None and into.flags.c_contiguous and hasattr(impl, "add_weight_grad"):
+        impl.add_weight_grad(cache.prepared, dy, kernel, cache.stride, into)
+        return None
+    dweight = impl.weight_grad(cache.prepared, dy, kernel, cache.stride)
+    return _deliver_weight_grad(dweight, cache.taps, into)
 
 
 def _deliver_weight_grad(dweight, taps, into):

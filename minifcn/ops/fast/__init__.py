@@ -26,7 +26,9 @@ Each method module has the same four functions: ``prepare(x, padding)`` (the pad
 read), ``forward``, ``weight_grad`` and ``input_grad``; ``conv.conv2d`` and ``conv.conv2d_backward``
 call them, and ``conv_transpose`` calls them with the roles of input and output exchanged. A method
 may also have ``gradients``, both gradients from work they share (``stacked``: one column matrix of
-dy), which ``conv2d_backward`` calls when a layer wants both (None: the layer is not one it takes).
+dy), which ``conv2d_backward`` calls when a layer wants both (None: the layer is not one it takes),
+and ``add_weight_grad``, the weight gradient added into a layer's a block at a time (``im2col``,
+fc6's method, whose gradient is the largest array of a step) instead of built whole first.
 """
 
 from . import gathered, im2col, pointwise, shift, stacked, subpixel, winograd

@@ -30,7 +30,7 @@ Every function works on the already padded input ``xpad`` (N, C, Hp, Wp).
 from ...backend import get_array_module
 from .. import conv as reference  # a module, not its names: conv.py imports this package first
 from ..padding import pad2d
-from .products import product_with_transpose
+from .products import add_product_with_transpose, product_with_transpose
 
 
 def prepare(x, padding):
@@ -111,6 +111,14 @@ def weight_grad(xpad, dy, kernel, stride):
     c = xpad.shape[1]
     columns = gather(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
     return product_with_transpose(reference.dy_as_matrix(dy), columns).reshape(o, c, *kernel)
+
+
+def add_weight_grad(xpad, dy, kernel, stride, into):
+    """Add the weight gradient into ``into`` (O, C, kh, kw), a contiguous array (a layer's gradient),
+    a block at a time (``products.add_product_with_transpose``), never building it whole."""
+    n, o, oh, ow = dy.shape
+    columns = gather(xpad, kernel, stride, (oh, ow)).reshape(-1, n * oh * ow)
+    add_product_with_transpose(into.reshape(o, -1), reference.dy_as_matrix(dy), columns)
 
 
 def input_grad(dy, weight, stride, padded_hw):

@@ -9,6 +9,10 @@ from ...backend import get_array_module
 LONG_INNER = 256
 SMALL_RESULT = 2**20
 
+# ``add_product_with_transpose`` computes at most this many bytes of its product at once: a block
+# small enough to be added while it is still in the caches, large enough for BLAS to run at speed.
+ADD_BLOCK_BYTES = 16 * 2**20
+
 
 def product_with_transpose(a, b):
     """a @ b.T for a (O, P) and b (R, P): an (O, R) array, P the long side (pixels of a batch).
@@ -23,6 +27,17 @@ def product_with_transpose(a, b):
     if a.shape[1] >= LONG_INNER and a.shape[0] * b.shape[0] <= SMALL_RESULT:
         return xp.ascontiguousarray((b @ a.T).T)
     return a @ b.T
+
+
+def add_product_with_transpose(into, a, b):
+    """into (O, R) += a @ b.T for a (O, P) and b (R, P), a block of into's columns (b's rows) at a
+    time. A weight gradient is a product as large as the weight, and adding it into the layer's
+    gradient whole would first build it whole: fc6's is 103 MB on a CamVid image and 411 MB on a
+    500x500 one, the largest array of those training steps."""
+    columns = max(1, ADD_BLOCK_BYTES // (a.shape[0] * into.itemsize))
+    for first in range(0, b.shape[0], columns):
+        block = into[:, first : first + columns]  # a view: adding into it fills ``into``
+        block += product_with_transpose(a, b[first : first + columns])
 
 
 def sum_of_products(a, b):

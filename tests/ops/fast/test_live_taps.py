@@ -97,6 +97,7 @@ def test_cut_kernel_is_the_slice():
     (2, 6, 5, 3, 3, 7, 1, 3),  # cut
     (2, 3, 4, 3, 20, 7, 1, 3),  # cut along the rows only
     (2, 3, 4, 8, 8, 3, 1, 1),  # not cut
+    (2, 6, 5, 6, 6, 7, 1, 3),  # not cut, by im2col: added a block at a time (``add_weight_grad``)
 ])
 def test_weight_grad_added_into_a_layers_gradient(xp, n, c, o, h, w, k, s, p):
     """``weight_grad_into`` gets the reference's whole-kernel gradient added to what it held, and
@@ -150,3 +151,30 @@ def test_add_cut_kernel_grad_adds_at_the_taps(o, taps):
     expected[:, :, taps[0], taps[1]] += dweight
     add_cut_kernel_grad(into, dweight, taps)
     np.testing.assert_array_equal(into, expected)
+
+
+def test_a_wide_kernels_gradient_is_added_a_block_at_a_time(monkeypatch):
+    """fc6 on a map it covers whole (CamVid's, a 500x500 image's): im2col adds the weight gradient
+    into the layer's one block of columns at a time, and the pass's largest allocation stays below
+    the weight's size."""
+    import tracemalloc
+
+    from minifcn.ops.fast import products
+
+    monkeypatch.setattr(products, "ADD_BLOCK_BYTES", 2**16)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 32, 6, 6), dtype=np.float32)
+    weight = rng.standard_normal((128, 32, 7, 7), dtype=np.float32)
+    y, cache = conv2d(x, weight, None, 1, 3, "auto")
+    assert cache.method == "im2col" and cache.taps is None
+    dy = rng.standard_normal(y.shape, dtype=np.float32)
+    _, want, _ = conv2d_backward(dy, cache)
+    into = np.zeros_like(weight)
+    tracemalloc.start()
+    try:
+        conv2d_backward(dy, cache, weight_grad_into=into)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < weight.nbytes
+    np.testing.assert_allclose(into, want, rtol=1e-5, atol=1e-4)

@@ -29,3 +29,15 @@ def test_product_with_transpose_is_a_times_b_transposed_either_way(xp, monkeypat
     got = products.product_with_transpose(xp.asarray(a), xp.asarray(b))
     assert got.shape == (5, 7) and got.flags.c_contiguous
     np.testing.assert_allclose(to_numpy(got), a @ b.T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block_bytes", [5 * 8, 5 * 8 * 3, 2**20])
+def test_add_product_with_transpose_adds_a_times_b_transposed(xp, monkeypatch, block_bytes):
+    """Blocks of 1 and 3 of into's 7 columns (the last one short) and one block of all: into ends
+    as what it held plus a @ b.T."""
+    monkeypatch.setattr(products, "ADD_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(2)
+    a, b, held = rng.standard_normal((5, 30)), rng.standard_normal((7, 30)), rng.standard_normal((5, 7))
+    into = xp.asarray(held.copy())
+    products.add_product_with_transpose(into, xp.asarray(a), xp.asarray(b))
+    np.testing.assert_allclose(to_numpy(into), held + a @ b.T, rtol=1e-12, atol=1e-12)
