@@ -28,6 +28,9 @@ STACK_MAX_ROWS = 128 * 9
 # memory this method saves over im2col stays saved; larger bands mean fewer, longer products.
 # Set by: --cases layers --layers conv1_2 (the largest map, where the bands matter most).
 BAND_BYTES = 8 * 2**20
+# The forward pass sums its products a band of output rows at a time in buffers of at most this many
+# bytes, which stay in the caches between the products and the sums.
+SUM_BAND_BYTES = 4 * 2**20
 
 
 def prepare(x, padding):
@@ -70,24 +73,33 @@ def copy_shifted_views(flat, kernel, wp, start, length, out):
 
 
 def forward(xpad, weight, stride, out_hw):
-    """y (N, O, OH, OW) from the prepared input (N, C, Hp + 1, Wp) and weight (O, C, kh, kw)."""
+    """y (N, O, OH, OW) from the prepared input (N, C, Hp + 1, Wp) and weight (O, C, kh, kw).
+
+    A band of output rows at a time: its kh*kw products are summed in two buffers of at most
+    SUM_BAND_BYTES together, and the band's real columns copied into y. Whole, the wide sum and each
+    product would be two more arrays the size of the output (on a CamVid image's conv1_2, 44 MB each)."""
     xp = get_array_module(xpad, weight)
     n, c, rows, wp = xpad.shape
     o, _, kh, kw = weight.shape
     oh, ow = out_hw
-    length = oh * wp
     flat = xpad.reshape(n, c, rows * wp)
     taps = xp.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, O, C): contiguous slices for BLAS
-    y = xp.empty((n, o, length), dtype=xpad.dtype)
-    product = xp.empty_like(y)
-    for a in range(kh):
-        for b in range(kw):
-            shift = a * wp + b
-            target = y if (a, b) == (0, 0) else product
-            xp.matmul(taps[a, b], flat[:, :, shift : shift + length], out=target)
-            if target is product:
-                y += product
-    return xp.ascontiguousarray(y.reshape(n, o, oh, wp)[..., :ow])
+    y = xp.empty((n, o, oh, ow), dtype=xpad.dtype)
+    band_rows = max(1, min(oh, SUM_BAND_BYTES // (2 * n * o * wp * xpad.itemsize)))
+    buffers = xp.empty((2, n * o * band_rows * wp), dtype=xpad.dtype)
+    for first in range(0, oh, band_rows):
+        count = min(band_rows, oh - first)
+        length = count * wp
+        total, product = (buffer[: n * o * length].reshape(n, o, length) for buffer in buffers)
+        for a in range(kh):
+            for b in range(kw):
+                shift = (first + a) * wp + b
+                target = total if (a, b) == (0, 0) else product
+                xp.matmul(taps[a, b], flat[:, :, shift : shift + length], out=target)
+                if target is product:
+                    total += product
+        y[:, :, first : first + count] = total.reshape(n, o, count, wp)[..., :ow]
+    return y
 
 
 def weight_grad(xpad, dy, kernel, stride):
