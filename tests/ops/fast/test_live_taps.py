@@ -1,5 +1,9 @@
 """A kernel wider than its map: ``method="auto"`` drops the taps that only meet padding, and the
-convolution's output and gradients stay the reference's (which keeps every tap)."""
+convolution's output and gradients stay the reference's (which keeps every tap). And the weight
+gradient added into a layer's (``weight_grad_into``): a cut kernel's at its taps, im2col's a block at
+a time, neither building a weight-sized array."""
+
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -7,7 +11,7 @@ import pytest
 from minifcn.backend import to_numpy
 from minifcn.gradcheck import relative_error
 from minifcn.ops.conv import conv2d, conv2d_backward, conv_output_size
-from minifcn.ops.fast import add_cut_kernel_grad, cut_kernel, live_taps
+from minifcn.ops.fast import add_cut_kernel_grad, cut_kernel, live_taps, products
 
 
 def test_fc6_on_a_3x3_pool5_keeps_the_middle_5x5():
@@ -122,8 +126,6 @@ def test_a_cut_kernels_gradient_is_added_without_building_the_whole_one():
     """fc6 on the default model's 3x3 pool5: the backward pass adds the 5x5 taps' gradient into the
     layer's 7x7 one in place. Its largest allocation stays below the whole kernel's size (the whole
     kernel's gradient, zero on the ring, is what it no longer builds)."""
-    import tracemalloc
-
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 32, 3, 3), dtype=np.float32)
     weight = rng.standard_normal((64, 32, 7, 7), dtype=np.float32)
@@ -140,7 +142,11 @@ def test_a_cut_kernels_gradient_is_added_without_building_the_whole_one():
     assert not np.any(into[:, :, [0, 6], :]) and not np.any(into[:, :, :, [0, 6]])
 
 
-@pytest.mark.parametrize("o, taps", [(37, (slice(1, 6), slice(1, 6))), (16, (slice(2, 5), slice(0, 7))), (3, (slice(3, 4), slice(3, 4)))])
+@pytest.mark.parametrize("o, taps", [
+    (37, (slice(1, 6), slice(1, 6))),
+    (16, (slice(2, 5), slice(0, 7))),
+    (3, (slice(3, 4), slice(3, 4))),
+])
 def test_add_cut_kernel_grad_adds_at_the_taps(o, taps):
     """Block by block of output channels (a last block cut short too): the same as adding into the
     taps' view, and nothing added elsewhere."""
@@ -157,10 +163,6 @@ def test_a_wide_kernels_gradient_is_added_a_block_at_a_time(monkeypatch):
     """fc6 on a map it covers whole (CamVid's, a 500x500 image's): im2col adds the weight gradient
     into the layer's one block of columns at a time, and the pass's largest allocation stays below
     the weight's size."""
-    import tracemalloc
-
-    from minifcn.ops.fast import products
-
     monkeypatch.setattr(products, "ADD_BLOCK_BYTES", 2**16)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 32, 6, 6), dtype=np.float32)
