@@ -88,6 +88,7 @@ GEOMETRIES = {
     "1x1-map": (2, 3, 2, 1, 1, 1),
     "one-output-row": (1, 2, 3, 3, 9, 0),
     "9x6-no-padding": (2, 3, 4, 9, 6, 0),
+    "6x7-padding-2": (2, 3, 4, 6, 7, 2),
     "4x5-padding-3": (2, 2, 3, 4, 5, 3),
     "16x16-divides": (2, 3, 3, 14, 14, 1),
 }
@@ -117,6 +118,27 @@ def test_passes_equal_the_reference(tiles, name):
     for what, a, b in zip(("y", "dweight", "dxpad"), got, want):
         assert a.shape == b.shape, what
         assert relative_error(a, b) < 1e-13, what
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+@BOTH_TILES
+def test_gradients_equal_the_reference(tiles, name):
+    """``gradients`` (both gradients at once) gives the reference's dweight and the input's own cells
+    of its dxpad, for paddings up to 2; for a deeper one None, the two passes then computing them."""
+    n, c, o, h, w, p = GEOMETRIES[name]
+    rng = np.random.default_rng(6)
+    x, weight = rng.standard_normal((n, c, h, w)), rng.standard_normal((o, c, 3, 3))
+    dy = rng.standard_normal((n, o, h + 2 * p - 2, w + 2 * p - 2))
+    xpad = pad2d(x, (p, p))
+    both = winograd.gradients(winograd.prepare(x, (p, p), tiles), dy, weight, (p, p), (h, w), tiles)
+    if p > 2:
+        assert both is None
+        return
+    dx, dweight = both
+    want_dx = reference_input_grad(dy, weight, (1, 1), xpad.shape[2:])[:, :, p : p + h, p : p + w]
+    assert dx.shape == want_dx.shape
+    assert relative_error(dx, want_dx) < 1e-13
+    assert relative_error(dweight, reference_weight_grad(xpad, dy, (3, 3), (1, 1))) < 1e-13
 
 
 @BOTH_TILES
