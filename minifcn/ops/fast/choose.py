@@ -6,10 +6,10 @@ what they copy besides the matrix product and in how much memory that copy takes
 1. a 1x1 kernel: ``pointwise``, the convolution is already a matrix product, nothing to copy;
 2. a stride above 1: ``im2col``, the only method with strided windows;
 3. a 3x3 kernel: ``winograd``, whose fewer multiplications save more than its transforms cost,
-   where each call has one core (BLAS runs one thread, as in ``data_parallel``'s parts) and the
-   channels are many (the deep layers); or where BLAS has several threads, the map is large enough
-   to be cut into runs of tile rows, one per core (``cores.py``), the channels are not few, and
-   BLAS's idle threads leave the cores to those runs;
+   where each call has one core (BLAS runs one thread, as in ``data_parallel``'s parts), the
+   channels are not few and the batch's maps not tiny; or where BLAS has several threads, the map
+   is large enough to be cut into runs of tile rows, one per core (``cores.py``), the channels are
+   not few, and BLAS's idle threads leave the cores to those runs;
 4. a column matrix above ``IM2COL_MAX_BYTES``: ``shift``, which builds none;
 5. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
    would compute mostly wrap-around columns;
@@ -38,11 +38,18 @@ from .cores import BLAS_SLEEPS_WHEN_IDLE, blas_threads
 
 # Winograd F(2x2, 3x3) does 16 multiplications per 2x2 output tile where the others do 36, but
 # transforms the input and output around its products, additions that cost in proportion to C + O
-# per pixel while the saving grows with C * O. On one core, with at least this many channels on both
-# sides the saving is the larger (256 -> 256 and 512 -> 512 on CamVid's 90x120 to 23x30 maps); with 128
-# (CamVid's conv3_1, the default model's widest layers) the transforms cost as much as they save or more.
-# Set by: --cases camvid-layers --threads 1 and --cases layers --layers conv3_2,conv4_2,conv5_2.
-WINOGRAD_MIN_CHANNELS = 256
+# per pixel while the saving grows with C * O, and pays a cost per call (16 products, the transforms'
+# many small NumPy operations) whatever the map. On one core it is the faster from this many channels
+# on both sides and this many output pixels in the batch. Forward+backward, its time over stacked's:
+# 128 -> 128 channels on four 12x12 maps 0.74x, 64 -> 64 on four 24x24 0.80x, 64 -> 128 on four 12x12
+# 0.88x (the default model's conv3_2 to conv4_3 in a part of its batch), 512 -> 512 on one 22x22 map
+# 0.72x, 128 -> 128 on four 8x8 0.93x; below the thresholds, 32 -> 64 on four 24x24 0.97x, 32 -> 32 on
+# four 48x48 1.43x, 128 -> 128 on four 6x6 1.13x and on one 12x12 1.60x, 512 -> 512 on two 6x6 1.45x.
+# (64 channels on one map of 24x24 to 96x96 come out 0.99-1.14x: even, at worst a little slower.)
+# Set by: the shapes above timed with conv2d(..., method=...) on one core, and --cases small, camvid
+# and camvid-batch2 with --threads 1 and 2, old and new alternating.
+WINOGRAD_MIN_CHANNELS = 64
+WINOGRAD_MIN_PIXELS = 256
 
 # Winograd's transforms are NumPy additions on the calling core, and its products 16 smaller ones per
 # pass where the others make one large one. With BLAS's own threads on one image (a batch of one,
@@ -109,7 +116,7 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, 
         # With no output count (a transposed convolution's input gradient) the input's stands for both.
         channels = min(c, out_channels or c)
         if blas_threads() <= WINOGRAD_MAX_BLAS_THREADS:
-            if channels >= WINOGRAD_MIN_CHANNELS:
+            if channels >= WINOGRAD_MIN_CHANNELS and n * out_hw[0] * out_hw[1] >= WINOGRAD_MIN_PIXELS:
                 return "winograd"
         elif (BLAS_SLEEPS_WHEN_IDLE and channels >= WINOGRAD_SPLIT_MIN_CHANNELS
               and n * out_hw[0] * out_hw[1] >= WINOGRAD_SPLIT_MIN_PIXELS):

@@ -25,10 +25,10 @@ cut into 2x2 tiles, each reading a 4x4 input tile (neighbouring tiles overlap by
 For a convolution with C input and O output channels the products are summed over channels, and
 that sum is a matrix product: for each of the 16 positions (xi, nu) in the tile,
 
-    M[xi, nu] (O, P) = U[xi, nu] (O, C) @ V[xi, nu] (C, P)
+    M[xi, nu] (P, O) = V[xi, nu] (P, C) @ U[xi, nu]^T (C, O)
 
 with U = G g G^T the transformed kernel of every (o, c) pair, V = B^T d B the transformed input
-tile of every channel and tile (P = N * tiles), and M the products summed over c. The whole
+tile of every tile and channel (P = N * tiles), and M the products summed over c. The whole
 convolution is then three steps: transform the input (V) and the kernel (U), 16 matrix products
 (where the time goes, 2.25x fewer multiply-adds than im2col's one product), transform back
 (Y = A^T M A per tile) and lay the tiles out as the output map.
@@ -36,10 +36,10 @@ convolution is then three steps: transform the input (V) and the kernel (U), 16 
 What it costs:
 
 - the transforms: additions and copies that read and write the input and output several times
-  (V is 16/4 = 4 times the input's size). They are memory traffic, cheap next to the products only
-  where channels are many (the deep layers, 256 and 512 channels); on one core, on 3- to 128-channel
-  layers they cost as much as the multiplications they save or more. NumPy runs them on the calling
-  core whatever BLAS does;
+  (V is 16/4 = 4 times the input's size). They are memory traffic, and with the many small NumPy
+  operations and products of a call, a cost that the saved multiplications repay only where the
+  channels are not few (from 64) and the batch's maps not tiny (``choose`` has the figures). NumPy
+  runs them on the calling core whatever BLAS does;
 - memory: V and M would hold about 8 times the input's memory for a whole map, so they are made one
   band of tile rows at a time (``BAND_BYTES``);
 - 16 smaller products per pass instead of one large one: where BLAS splits each product over
@@ -62,10 +62,11 @@ The three passes, each on what ``prepare`` gives (the padded input, split into s
 - ``forward``: as above;
 - ``input_grad``: dx is a "full" correlation of dy (padded by 2 on every side) with the kernel
   flipped in both directions and its channel axes swapped, which is again a 3x3 stride-1
-  convolution, so it is ``forward`` on those;
+  convolution, so it is ``forward`` on those (``gradients``, both gradients at once, computes only
+  the cells of the input inside its padding);
 - ``weight_grad``: the adjoint of the forward pass with respect to the kernel. Y = A^T [U * V] A is
   linear in U = G g G^T, so dU[xi, nu] = sum over tiles of (A dY A^T)[xi, nu] * V[xi, nu], again 16
-  matrix products (O, P) @ (P, C) summed over tiles and images, and dg = G^T dU G. This is the
+  matrix products dM^T (O, P) @ V (P, C) summed over tiles and images, and dg = G^T dU G. This is the
   F(3x3, 2x2) algorithm with the roles of the matrices taken by the forward pass's transposes. V is
   computed again rather than kept from the forward pass: kept, it would hold 4 times the input's
   memory in every layer's cache until backward.
@@ -74,7 +75,12 @@ How the transforms run fast in NumPy: each 1-D transform is a few whole-array ad
 matrices are mostly 0 and +-1) on views of the input. A tile row starts every 2 input rows, so the
 input is first copied into its 2x2 "stride phases" (phase (r, s) holds the cells of rows 2i + r and
 columns 2j + s); the k-th element of every tile along an axis is then a contiguous slice of one
-phase (phase k % 2, starting at k // 2), and every addition runs over contiguous rows.
+phase (phase k % 2, starting at k // 2). The phases keep the channels last, (m, m, N, rows, cols, C),
+so every addition runs over runs of whole tiles times all their channels, long however small the
+map: with the channels first, a 12x12 map's additions ran over rows of 6 tiles, and on the default
+model's maps the transforms cost more than the products. The products then take the transformed
+tiles as the rows of V (P, C) and give M (P, O), and the output transform lays each band of tiles
+back out channels first.
 """
 
 import math
@@ -148,13 +154,13 @@ def stride_phases(x, padding, size, tiles=TILES):
     xp = get_array_module(x)
     n, c, h, w = x.shape
     m = tiles.m
-    phases = xp.zeros((m, m, c, n) + tuple(size), dtype=x.dtype)
-    by_channel = x.transpose(1, 0, 2, 3)
+    phases = xp.zeros((m, m, n) + tuple(size) + (c,), dtype=x.dtype)
+    by_channel = x.transpose(0, 2, 3, 1)
     for r in range(m):
         rows_to, rows_from = _phase_cells(r, padding[0], h, size[0], m)
         for s in range(m):
             cols_to, cols_from = _phase_cells(s, padding[1], w, size[1], m)
-            phases[r, s, :, :, rows_to, cols_to] = by_channel[:, :, rows_from, cols_from]
+            phases[r, s, :, rows_to, cols_to] = by_channel[:, rows_from, cols_from]
     return phases
 
 
@@ -197,16 +203,16 @@ def transform_input(phases, grid, tiles=TILES):
     stride phases (m, m, C, N, th + 1, tw + 1). Row xi * alpha + nu is position (xi, nu) of the tiles."""
     xp = get_array_module(phases)
     m, alpha = tiles.m, tiles.alpha
-    c, n = phases.shape[2:4]
+    n, c = phases.shape[2], phases.shape[-1]
     th, tw = grid
     # Down the columns first: element k of every tile's column is phase row k % m, from tile row k // m.
-    down = xp.empty((alpha, m, c, n, th, tw + 1), dtype=phases.dtype)
-    combine(tiles.B_T, lambda k: phases[k % m, :, :, :, k // m : k // m + th], down)
+    down = xp.empty((alpha, m, n, th, tw + 1, c), dtype=phases.dtype)
+    combine(tiles.B_T, lambda k: phases[k % m, :, :, k // m : k // m + th], down)
     # Then along the rows, the same with the column phases.
-    v = xp.empty((alpha, alpha, c, n, th, tw), dtype=phases.dtype)
+    v = xp.empty((alpha, alpha, n, th, tw, c), dtype=phases.dtype)
     for xi in range(alpha):
-        combine(tiles.B_T, lambda k: down[xi, k % m, ..., k // m : k // m + tw], v[xi])
-    return v.reshape(alpha * alpha, c, n * th * tw)
+        combine(tiles.B_T, lambda k: down[xi, k % m, :, :, k // m : k // m + tw], v[xi])
+    return v.reshape(alpha * alpha, n * th * tw, c)
 
 
 def kernel_matrix(tiles, dtype, xp):
@@ -229,13 +235,13 @@ def transform_output(products, out, tiles=TILES):
     (N, O, rows, m, tw, m), the output map of those tile rows."""
     xp = get_array_module(products)
     m, alpha = tiles.m, tiles.alpha
-    n, o, rows, _, tw, _ = out.shape
-    products = products.reshape(alpha, alpha, o, n, rows, tw)
-    across = xp.empty((alpha, m, o, n, rows, tw), dtype=products.dtype)
+    n, rows, _, tw, _, o = out.shape
+    products = products.reshape(alpha, alpha, n, rows, tw, o)
+    across = xp.empty((alpha, m, n, rows, tw, o), dtype=products.dtype)
     for xi in range(alpha):
         combine(tiles.A_T, lambda nu: products[xi, nu], across[xi])
     # Written straight into place: output (i, j) of every tile is a strided view of the map.
-    combine(tiles.A_T, lambda xi: across[xi], out.transpose(3, 5, 1, 0, 2, 4))
+    combine(tiles.A_T, lambda xi: across[xi], out.transpose(2, 4, 0, 1, 3, 5))
 
 
 def band_rows(tiles, channels, n, tw, itemsize):
@@ -261,20 +267,21 @@ def forward(phases, weight, stride, out_hw, tiles=TILES):
     """y (N, O, OH, OW) from the prepared input (``prepare``) and weight (O, C, 3, 3)."""
     xp = get_array_module(phases, weight)
     m = tiles.m
-    c, n = phases.shape[2:4]
+    n, c = phases.shape[2], phases.shape[-1]
     o = weight.shape[0]
     th, tw = tile_counts(out_hw, tiles)
-    u = transform_weight(weight, tiles)  # (alpha^2, O, C)
-    y = xp.empty((n, o, th, m, tw, m), dtype=phases.dtype)
+    u_t = transform_weight(weight, tiles).transpose(0, 2, 1)  # (alpha^2, C, O), a view
+    y = xp.empty((n, o, th * m, tw * m), dtype=phases.dtype)
     most_rows = band_rows(tiles, max(c, o), n, tw, phases.itemsize)
 
     def compute(part):  # the output tiles of one run of tile rows, band by band
         for first, rows in bands(*part, most_rows):
-            v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
-            transform_output(xp.matmul(u, v), y[:, :, first : first + rows], tiles)
+            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (alpha^2, P, C)
+            band = xp.empty((n, rows, m, tw, m, o), dtype=phases.dtype)  # channels last, as the products come
+            transform_output(xp.matmul(v, u_t), band, tiles)
+            y[:, :, first * m : (first + rows) * m] = band.reshape(n, rows * m, tw * m, o).transpose(0, 3, 1, 2)
 
     on_cores(compute, row_parts(th, xp))
-    y = y.reshape(n, o, th * m, tw * m)
     if (th * m, tw * m) != tuple(out_hw):
         y = xp.ascontiguousarray(y[:, :, : out_hw[0], : out_hw[1]])  # the tiles that hang over the edge
     return y
@@ -286,21 +293,21 @@ def transform_output_grad(dy_phases, tiles=TILES):
     ``transform_output``."""
     xp = get_array_module(dy_phases)
     m, alpha = tiles.m, tiles.alpha
-    o, n, rows, tw = dy_phases.shape[2:]
+    n, rows, tw, o = dy_phases.shape[2:]
     a = tiles.A_T.T
-    down = xp.empty((alpha, m, o, n, rows, tw), dtype=dy_phases.dtype)
+    down = xp.empty((alpha, m, n, rows, tw, o), dtype=dy_phases.dtype)
     combine(a, lambda i: dy_phases[i], down)
-    dm = xp.empty((alpha, alpha, o, n, rows, tw), dtype=dy_phases.dtype)
+    dm = xp.empty((alpha, alpha, n, rows, tw, o), dtype=dy_phases.dtype)
     for xi in range(alpha):
         combine(a, lambda j: down[xi, j], dm[xi])
-    return dm.reshape(alpha * alpha, o, n * rows * tw)
+    return dm.reshape(alpha * alpha, n * rows * tw, o)
 
 
 def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     """dweight (O, C, 3, 3) from the prepared input (``prepare``) and dy (N, O, OH, OW):
     dU = sum over tiles of dM times V, then dg = G^T dU G for every (o, c) pair."""
     xp = get_array_module(phases, dy)
-    c, n = phases.shape[2:4]
+    n, c = phases.shape[2], phases.shape[-1]
     o = dy.shape[1]
     th, tw = tile_counts(dy.shape[2:], tiles)
     # Zeros for the outputs past the edge, which the forward pass cut off: they had no gradient.
@@ -310,9 +317,9 @@ def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     def accumulate(part):  # dU (alpha^2, O, C) of one run of tile rows, summed over its bands
         du = None
         for first, rows in bands(*part, most_rows):
-            v = transform_input(phases[..., first : first + rows + 1, :], (rows, tw), tiles)  # (alpha^2, C, P)
-            dm = transform_output_grad(dy_phases[..., first : first + rows, :], tiles)  # (alpha^2, O, P)
-            product = xp.matmul(dm, v.transpose(0, 2, 1))
+            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)
+            dm = transform_output_grad(dy_phases[:, :, :, first : first + rows], tiles)
+            product = xp.matmul(dm.transpose(0, 2, 1), v)
             du = product if du is None else xp.add(du, product, out=du)
         return du
 

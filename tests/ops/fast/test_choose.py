@@ -18,6 +18,7 @@ from minifcn.ops.fast.choose import (
     STACKED_MAX_WASTE,
     WINOGRAD_MAX_BLAS_THREADS,
     WINOGRAD_MIN_CHANNELS,
+    WINOGRAD_MIN_PIXELS,
     WINOGRAD_SPLIT_MIN_CHANNELS,
     WINOGRAD_SPLIT_MIN_PIXELS,
     blas_threads,
@@ -37,8 +38,8 @@ NAMED_SHAPES = {
     "strided-1x1": ((2, 64, 22, 22), (1, 1), (2, 2), (11, 11), 21, "pointwise"),
     # Strides: only im2col has strided windows.
     "stride-2": ((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), None, "im2col"),
-    # conv1_2 of a 500x500 image: 64 * 9 * 698 * 698 floats = 1.1 GB of columns.
-    "conv1_2-500x500": ((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), None, "shift"),
+    # 32 -> 32 channels (below winograd's) on a 500x500 image's map: 32 * 9 * 698 * 698 floats = 561 MB of columns.
+    "32-channels-500x500": ((1, 32, 700, 700), (3, 3), (1, 1), (698, 698), None, "shift"),
     # fc6's 7x7 on the default model's 3x3 pool5 padded by 3 (6 of every 9 columns wasted by stacked),
     # and on the reference's 16x16 pool5 of a 500x500 input (6 of 16).
     "fc6-default-model": ((8, 128, 9, 9), (7, 7), (1, 1), (3, 3), 256, "im2col"),
@@ -46,26 +47,31 @@ NAMED_SHAPES = {
     # The image layer of one image: im2col, whose product is already the output; on a batch, stacked.
     "conv1_1-one-image-360x480": ((1, 3, 362, 482), (3, 3), (1, 1), (360, 480), 64, "im2col"),
     "conv1_1-default-model": ((8, 3, 98, 98), (3, 3), (1, 1), (96, 96), 16, "stacked"),
-    # The default model's trunk (batch 8 of 96x96): shift for few, not growing channels where one
-    # image's columns are large (conv1_2: 5.4 MB), stacked below (conv2_2: 2.7 MB).
-    "conv1_2-default-model": ((8, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "shift"),
-    "conv2_1-default-model": ((8, 16, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
-    "conv2_2-default-model": ((8, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
-    "conv3_2-default-model": ((8, 64, 26, 26), (3, 3), (1, 1), (24, 24), 64, "stacked"),
-    # One image of 32 channels at 48x48 (2.7 MB of columns): stacked; of 64 at 96x96 (21 MB): shift.
+    # The default model's trunk, a part's 4 images of 96x96: shift for few, not growing channels
+    # where one image's columns are large (conv1_2: 5.4 MB), stacked below (conv2_2: 2.7 MB), winograd
+    # from 64 channels on both sides (conv3_2 to conv4_3), stacked on the 6x6 maps of conv5.
+    "conv1_2-default-model": ((4, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "shift"),
+    "conv2_1-default-model": ((4, 16, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
+    "conv2_2-default-model": ((4, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
+    "conv3_1-default-model": ((4, 32, 26, 26), (3, 3), (1, 1), (24, 24), 64, "stacked"),
+    "conv3_2-default-model": ((4, 64, 26, 26), (3, 3), (1, 1), (24, 24), 64, "winograd"),
+    "conv4_1-default-model": ((4, 64, 14, 14), (3, 3), (1, 1), (12, 12), 128, "winograd"),
+    "conv4_2-default-model": ((4, 128, 14, 14), (3, 3), (1, 1), (12, 12), 128, "winograd"),
+    "conv5_1-default-model": ((4, 128, 8, 8), (3, 3), (1, 1), (6, 6), 128, "stacked"),
+    # One image of 32 channels at 48x48 (2.7 MB of columns): stacked; of 32 at 96x96 (10.6 MB): shift.
     "32-channels-48x48-one-image": ((1, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
-    "64-channels-96x96-one-image": ((1, 64, 98, 98), (3, 3), (1, 1), (96, 96), 64, "shift"),
-    "conv4_2-default-model": ((8, 128, 14, 14), (3, 3), (1, 1), (12, 12), 128, "stacked"),
-    "conv5_1-default-model": ((8, 128, 8, 8), (3, 3), (1, 1), (6, 6), 128, "stacked"),
-    # Many channels, a 3x3 kernel: winograd, also where the column matrix would send it to shift
-    # (CamVid's conv3_2: 256 * 9 * 90 * 120 floats = 100 MB).
+    "32-channels-96x96-one-image": ((1, 32, 98, 98), (3, 3), (1, 1), (96, 96), 32, "shift"),
+    # From 64 channels, a 3x3 kernel: winograd, also where the column matrix would send it to shift
+    # (CamVid's conv3_2: 256 * 9 * 90 * 120 floats = 100 MB; a 500x500 image's conv1_2: 1.1 GB).
+    "conv1_2-500x500": ((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), None, "winograd"),
     "conv5_3-reference-one-image": ((1, 512, 46, 46), (3, 3), (1, 1), (44, 44), 512, "winograd"),
     "512to512-22x22": ((1, 512, 22, 22), (3, 3), (1, 1), (22, 22), None, "winograd"),
+    "conv3_1-camvid": ((1, 128, 92, 122), (3, 3), (1, 1), (90, 120), 256, "winograd"),
     "conv3_2-camvid": ((1, 256, 92, 122), (3, 3), (1, 1), (90, 120), 256, "winograd"),
     "conv4_1-camvid": ((1, 256, 47, 62), (3, 3), (1, 1), (45, 60), 512, "winograd"),
     "conv5_2-camvid": ((1, 512, 25, 32), (3, 3), (1, 1), (23, 30), 512, "winograd"),
-    # Fewer channels on one side (conv3_1: 128 in), or a kernel other than 3x3: as before.
-    "conv3_1-camvid": ((1, 128, 92, 122), (3, 3), (1, 1), (90, 120), 256, "stacked"),
+    # Too few pixels in the batch (512 channels on two 6x6 maps), or a kernel other than 3x3.
+    "512-channels-two-6x6": ((2, 512, 8, 8), (3, 3), (1, 1), (6, 6), 512, "stacked"),
     "5x5-512-channels": ((1, 512, 26, 26), (5, 5), (1, 1), (22, 22), 512, "stacked"),
     "3x3-stride-2-512-channels": ((1, 512, 46, 46), (3, 3), (2, 2), (22, 22), 512, "im2col"),
     # A transposed convolution's input gradient (no output channel count): upscore2 is strided.
@@ -80,12 +86,12 @@ def test_named_shapes(name):
 
 
 def test_column_bytes_threshold():
-    """conv1_2 of a 500x500 image needs more column bytes than IM2COL_MAX_BYTES; one byte less than the
-    limit keeps stacked (a 3x3 kernel, 128 -> 128 channels, so no other rule applies)."""
-    assert 64 * 9 * 698 * 698 * 4 > IM2COL_MAX_BYTES
-    pixels = IM2COL_MAX_BYTES // (128 * 9 * 4)  # column bytes exactly at the limit for (1, pixels)
-    assert choose_method((1, 128, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 128) == "stacked"
-    assert choose_method((1, 128, 3, pixels + 3), (3, 3), (1, 1), (1, pixels + 1), 4, 128) == "shift"
+    """A 32-channel layer on a 500x500 image's map needs more column bytes than IM2COL_MAX_BYTES; at
+    the limit stacked is kept (a 5x5 kernel, 128 -> 128 channels, so no other rule applies)."""
+    assert 32 * 9 * 698 * 698 * 4 > IM2COL_MAX_BYTES
+    pixels = IM2COL_MAX_BYTES // (128 * 25 * 4)  # column bytes exactly at the limit for (1, pixels)
+    assert choose_method((1, 128, 5, pixels + 4), (5, 5), (1, 1), (1, pixels), 4, 128) == "stacked"
+    assert choose_method((1, 128, 5, pixels + 5), (5, 5), (1, 1), (1, pixels + 1), 4, 128) == "shift"
 
 
 def test_waste_threshold():
@@ -110,11 +116,24 @@ def test_winograd_channel_threshold():
     """winograd from WINOGRAD_MIN_CHANNELS channels on both sides of a 3x3 convolution; one channel fewer
     on either side keeps the rule's earlier answer (stacked on this map); no output count: the input's."""
     many = WINOGRAD_MIN_CHANNELS
-    shape = (1, many, 24, 24)
+    shape = (2, many, 24, 24)
+    assert 2 * 22 * 22 >= WINOGRAD_MIN_PIXELS
     assert choose_method(shape, (3, 3), (1, 1), (22, 22), 4, many) == "winograd"
     assert choose_method(shape, (3, 3), (1, 1), (22, 22), 4, None) == "winograd"
     assert choose_method(shape, (3, 3), (1, 1), (22, 22), 4, many - 1) == "stacked"
-    assert choose_method((1, many - 1, 24, 24), (3, 3), (1, 1), (22, 22), 4, many) == "stacked"
+    assert choose_method((2, many - 1, 24, 24), (3, 3), (1, 1), (22, 22), 4, many) == "stacked"
+
+
+def test_winograd_pixel_threshold():
+    """On one core, winograd from WINOGRAD_MIN_PIXELS output pixels in the batch, counted over its
+    images; one pixel fewer keeps stacked, however many the channels."""
+    at = ((1, 512, 3, WINOGRAD_MIN_PIXELS + 2), (3, 3), (1, 1), (1, WINOGRAD_MIN_PIXELS), 4, 512)
+    below = ((1, 512, 3, WINOGRAD_MIN_PIXELS + 1), (3, 3), (1, 1), (1, WINOGRAD_MIN_PIXELS - 1), 4, 512)
+    assert choose_method(*at) == "winograd"
+    assert choose_method(*below) == "stacked"
+    half = WINOGRAD_MIN_PIXELS // 2
+    two_images = ((2, 512, 3, half + 2), (3, 3), (1, 1), (1, half), 4, 512)
+    assert choose_method(*two_images) == "winograd"
 
 
 def test_winograd_on_many_cores_only_split_and_where_blas_sleeps(monkeypatch):
@@ -128,8 +147,10 @@ def test_winograd_on_many_cores_only_split_and_where_blas_sleeps(monkeypatch):
     conv1_2 = ((1, 64, 362, 482), (3, 3), (1, 1), (360, 480), 4, 64)
     few = WINOGRAD_SPLIT_MIN_CHANNELS - 1
     few_channels = ((1, few, 362, 482), (3, 3), (1, 1), (360, 480), 4, few)
-    assert choose_method(*conv5_2) == "winograd"  # one BLAS thread: every deep layer, none below 256
-    assert choose_method(*conv1_2) == "shift"
+    few_on_one_core = ((1, 32, 362, 482), (3, 3), (1, 1), (360, 480), 4, 32)
+    assert choose_method(*conv5_2) == "winograd"  # one BLAS thread: from 64 channels on both sides
+    assert choose_method(*conv1_2) == "winograd"
+    assert choose_method(*few_on_one_core) == "shift"
     monkeypatch.setattr(choose, "blas_threads", lambda: WINOGRAD_MAX_BLAS_THREADS + 1)
     monkeypatch.setattr(choose, "BLAS_SLEEPS_WHEN_IDLE", True)
     for layer in (conv4_2, conv3_2, conv1_2):
@@ -162,9 +183,9 @@ def test_blas_threads_follows_the_library(monkeypatch):
 def test_on_a_gpu_the_rule_knows_the_device(cupy_backend):
     """Arrays of another module than NumPy take gathered (pointwise for 1x1) whatever the CPU's cache
     thresholds would say: a GPU step is bound by kernel launches, not by cache traffic."""
-    big = (1, 64, 702, 702)  # conv1_2 of a 500x500 image: shift on the CPU, far past IM2COL_MAX_BYTES
-    assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 64) == "shift"
-    assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 64, xp=cupy_backend) == "gathered"
+    big = (1, 32, 702, 702)  # 32 channels on a 500x500 image's map: shift on the CPU, far past IM2COL_MAX_BYTES
+    assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 32) == "shift"
+    assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 32, xp=cupy_backend) == "gathered"
     assert choose_method((1, 512, 22, 22), (7, 7), (1, 1), (16, 16), 4, 4096, xp=cupy_backend) == "gathered"
     # winograd's CPU threshold does not apply either.
     assert choose_method((1, 512, 25, 32), (3, 3), (1, 1), (23, 30), 4, 512, xp=cupy_backend) == "gathered"

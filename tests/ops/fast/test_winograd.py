@@ -68,7 +68,7 @@ def test_kernel_transform_is_g_g_gt(tiles):
 @pytest.mark.parametrize("padding", [(0, 0), (1, 1), (2, 3)])
 @BOTH_TILES
 def test_stride_phases_are_the_padded_input(tiles, padding):
-    """phases[r, s, c, n, i, j] = xpad[n, c, m*i + r, m*j + s], zeros where that is past the edge."""
+    """phases[r, s, n, i, j, c] = xpad[n, c, m*i + r, m*j + s], zeros where that is past the edge."""
     x = np.random.default_rng(3).standard_normal((2, 3, 7, 5))
     size = (4, 3)
     phases = winograd.stride_phases(x, padding, size, tiles)
@@ -77,7 +77,7 @@ def test_stride_phases_are_the_padded_input(tiles, padding):
     big[:, :, padding[0] : padding[0] + 7, padding[1] : padding[1] + 5] = x
     for r in range(m):
         for s in range(m):
-            expected = big[:, :, r : r + m * size[0] : m, s : s + m * size[1] : m].transpose(1, 0, 2, 3)
+            expected = big[:, :, r : r + m * size[0] : m, s : s + m * size[1] : m].transpose(0, 2, 3, 1)
             np.testing.assert_array_equal(phases[r, s], expected)
 
 
