@@ -147,26 +147,26 @@ def _phase_cells(phase, pad, length, count, m):
 
 
 def stride_phases(x, padding, size, tiles=TILES):
-    """phases (m, m, C, N, *size) of x (N, C, H, W) padded by ``padding`` (ph, pw) zeros:
-    phases[r, s, c, n, i, j] = xpad[n, c, m*i + r, m*j + s], zero past the edges. The padding is never
-    built as an array of its own; channels come before images, so that the transformed tiles of one
-    channel over the whole batch make one row of a matrix."""
+    """phases (m, m, N, *size, C) of x (N, C, H, W) padded by ``padding`` (ph, pw) zeros:
+    phases[r, s, n, i, j, c] = xpad[n, c, m*i + r, m*j + s], zero past the edges. The padding is never
+    built as an array of its own; the channels come last, so that a tile's numbers for all the
+    channels are one contiguous run (see the module's docstring)."""
     xp = get_array_module(x)
     n, c, h, w = x.shape
     m = tiles.m
     phases = xp.zeros((m, m, n) + tuple(size) + (c,), dtype=x.dtype)
-    by_channel = x.transpose(0, 2, 3, 1)
+    channels_last = x.transpose(0, 2, 3, 1)
     for r in range(m):
         rows_to, rows_from = _phase_cells(r, padding[0], h, size[0], m)
         for s in range(m):
             cols_to, cols_from = _phase_cells(s, padding[1], w, size[1], m)
-            phases[r, s, :, rows_to, cols_to] = by_channel[:, rows_from, cols_from]
+            phases[r, s, :, rows_to, cols_to] = channels_last[:, rows_from, cols_from]
     return phases
 
 
 def prepare(x, padding, tiles=TILES):
     """The input x (N, C, H, W) padded by ``padding`` and split into its stride phases (``stride_phases``),
-    (m, m, C, N, th + 1, tw + 1): every tile reads m + 2 cells from m * i on, one more phase cell."""
+    (m, m, N, th + 1, tw + 1, C): every tile reads m + 2 cells from m * i on, one more phase cell."""
     th, tw = tile_counts((x.shape[2] + 2 * padding[0] - 2, x.shape[3] + 2 * padding[1] - 2), tiles)
     return stride_phases(x, padding, (th + 1, tw + 1), tiles)
 
@@ -199,8 +199,9 @@ def combine(matrix, part, out):
 
 
 def transform_input(phases, grid, tiles=TILES):
-    """V (alpha^2, C, N * th * tw): B^T d B for every alpha x alpha tile d of the padded input, from its
-    stride phases (m, m, C, N, th + 1, tw + 1). Row xi * alpha + nu is position (xi, nu) of the tiles."""
+    """V (alpha^2, N * th * tw, C): B^T d B for every alpha x alpha tile d of the padded input, from its
+    stride phases (m, m, N, th + 1, tw + 1, C). Matrix xi * alpha + nu is position (xi, nu) of the
+    tiles, one row per tile."""
     xp = get_array_module(phases)
     m, alpha = tiles.m, tiles.alpha
     n, c = phases.shape[2], phases.shape[-1]
@@ -226,13 +227,15 @@ def transform_weight(weight, tiles=TILES):
     xp = get_array_module(weight)
     o, c = weight.shape[:2]
     # K @ (9, O*C) rather than (O*C, 9) @ K^T: the product comes out in U's layout, no copy after it.
+    # The products read U transposed, as (C, O), which BLAS does without a copy; laying the weight out
+    # as (C, O) first would cost one that reads it a number at a time (more than the transform itself).
     u = kernel_matrix(tiles, weight.dtype, xp) @ weight.reshape(o * c, 9).T
     return u.reshape(tiles.alpha**2, o, c)
 
 
 def transform_output(products, out, tiles=TILES):
-    """Write A^T M A for every tile of the products M (alpha^2, O, N * rows * tw) into ``out``
-    (N, O, rows, m, tw, m), the output map of those tile rows."""
+    """Write A^T M A for every tile of the products M (alpha^2, N * rows * tw, O) into ``out``
+    (N, rows, m, tw, m, O), the output map of those tile rows, channels last."""
     xp = get_array_module(products)
     m, alpha = tiles.m, tiles.alpha
     n, rows, _, tw, _, o = out.shape
@@ -288,8 +291,8 @@ def forward(phases, weight, stride, out_hw, tiles=TILES):
 
 
 def transform_output_grad(dy_phases, tiles=TILES):
-    """dM (alpha^2, O, N * rows * tw) = A dY A^T for every m x m tile dY of dy, from dy's stride phases
-    (m, m, O, N, rows, tw) (``stride_phases``: [i, j] is dY[i, j] of each tile): the adjoint of
+    """dM (alpha^2, N * rows * tw, O) = A dY A^T for every m x m tile dY of dy, from dy's stride phases
+    (m, m, N, rows, tw, O) (``stride_phases``: [i, j] is dY[i, j] of each tile): the adjoint of
     ``transform_output``."""
     xp = get_array_module(dy_phases)
     m, alpha = tiles.m, tiles.alpha
@@ -317,8 +320,8 @@ def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     def accumulate(part):  # dU (alpha^2, O, C) of one run of tile rows, summed over its bands
         du = None
         for first, rows in bands(*part, most_rows):
-            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)
-            dm = transform_output_grad(dy_phases[:, :, :, first : first + rows], tiles)
+            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (alpha^2, P, C)
+            dm = transform_output_grad(dy_phases[:, :, :, first : first + rows], tiles)  # (alpha^2, P, O)
             product = xp.matmul(dm.transpose(0, 2, 1), v)
             du = product if du is None else xp.add(du, product, out=du)
         return du
