@@ -279,10 +279,11 @@ def forward(phases, weight, stride, out_hw, tiles=TILES):
 
     def compute(part):  # the output tiles of one run of tile rows, band by band
         for first, rows in bands(*part, most_rows):
-            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (alpha^2, P, C)
+            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (a^2, P, C)
             band = xp.empty((n, rows, m, tw, m, o), dtype=phases.dtype)  # channels last, as the products come
             transform_output(xp.matmul(v, u_t), band, tiles)
-            y[:, :, first * m : (first + rows) * m] = band.reshape(n, rows * m, tw * m, o).transpose(0, 3, 1, 2)
+            band_map = band.reshape(n, rows * m, tw * m, o)
+            y[:, :, first * m : (first + rows) * m] = band_map.transpose(0, 3, 1, 2)  # laid out channels first
 
     on_cores(compute, row_parts(th, xp))
     if (th * m, tw * m) != tuple(out_hw):
@@ -320,8 +321,8 @@ def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     def accumulate(part):  # dU (alpha^2, O, C) of one run of tile rows, summed over its bands
         du = None
         for first, rows in bands(*part, most_rows):
-            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (alpha^2, P, C)
-            dm = transform_output_grad(dy_phases[:, :, :, first : first + rows], tiles)  # (alpha^2, P, O)
+            v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (a^2, P, C)
+            dm = transform_output_grad(dy_phases[:, :, :, first : first + rows], tiles)  # (a^2, P, O)
             product = xp.matmul(dm.transpose(0, 2, 1), v)
             du = product if du is None else xp.add(du, product, out=du)
         return du

@@ -38,7 +38,8 @@ NAMED_SHAPES = {
     "strided-1x1": ((2, 64, 22, 22), (1, 1), (2, 2), (11, 11), 21, "pointwise"),
     # Strides: only im2col has strided windows.
     "stride-2": ((1, 3, 500, 500), (3, 3), (2, 2), (250, 250), None, "im2col"),
-    # 32 -> 32 channels (below winograd's) on a 500x500 image's map: 32 * 9 * 698 * 698 floats = 561 MB of columns.
+    # 32 -> 32 channels (below winograd's) on a 500x500 image's map: 32 * 9 * 698 * 698 floats,
+    # 561 MB of columns.
     "32-channels-500x500": ((1, 32, 700, 700), (3, 3), (1, 1), (698, 698), None, "shift"),
     # fc6's 7x7 on the default model's 3x3 pool5 padded by 3 (6 of every 9 columns wasted by stacked),
     # and on the reference's 16x16 pool5 of a 500x500 input (6 of 16).
@@ -183,7 +184,7 @@ def test_blas_threads_follows_the_library(monkeypatch):
 def test_on_a_gpu_the_rule_knows_the_device(cupy_backend):
     """Arrays of another module than NumPy take gathered (pointwise for 1x1) whatever the CPU's cache
     thresholds would say: a GPU step is bound by kernel launches, not by cache traffic."""
-    big = (1, 32, 702, 702)  # 32 channels on a 500x500 image's map: shift on the CPU, far past IM2COL_MAX_BYTES
+    big = (1, 32, 702, 702)  # 32 channels on a 500x500 image's map: shift on the CPU (IM2COL_MAX_BYTES)
     assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 32) == "shift"
     assert choose_method(big, (3, 3), (1, 1), (700, 700), 4, 32, xp=cupy_backend) == "gathered"
     assert choose_method((1, 512, 22, 22), (7, 7), (1, 1), (16, 16), 4, 4096, xp=cupy_backend) == "gathered"
