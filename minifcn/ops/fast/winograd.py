@@ -209,10 +209,10 @@ def transform_input(phases, grid, tiles=TILES):
     # Down the columns first: element k of every tile's column is phase row k % m, from tile row k // m.
     down = xp.empty((alpha, m, n, th, tw + 1, c), dtype=phases.dtype)
     combine(tiles.B_T, lambda k: phases[k % m, :, :, k // m : k // m + th], down)
-    # Then along the rows, the same with the column phases.
+    # Then along the rows, the same with the column phases, for every row xi at once (v[:, nu]): on
+    # small maps the number of NumPy calls, not their sizes, is what costs.
     v = xp.empty((alpha, alpha, n, th, tw, c), dtype=phases.dtype)
-    for xi in range(alpha):
-        combine(tiles.B_T, lambda k: down[xi, k % m, :, :, k // m : k // m + tw], v[xi])
+    combine(tiles.B_T, lambda k: down[:, k % m, :, :, k // m : k // m + tw], v.swapaxes(0, 1))
     return v.reshape(alpha * alpha, n * th * tw, c)
 
 
@@ -241,8 +241,7 @@ def transform_output(products, out, tiles=TILES):
     n, rows, _, tw, _, o = out.shape
     products = products.reshape(alpha, alpha, n, rows, tw, o)
     across = xp.empty((alpha, m, n, rows, tw, o), dtype=products.dtype)
-    for xi in range(alpha):
-        combine(tiles.A_T, lambda nu: products[xi, nu], across[xi])
+    combine(tiles.A_T, lambda nu: products[:, nu], across.swapaxes(0, 1))  # every row xi at once
     # Written straight into place: output (i, j) of every tile is a strided view of the map.
     combine(tiles.A_T, lambda xi: across[xi], out.transpose(2, 4, 0, 1, 3, 5))
 
@@ -302,8 +301,7 @@ def transform_output_grad(dy_phases, tiles=TILES):
     down = xp.empty((alpha, m, n, rows, tw, o), dtype=dy_phases.dtype)
     combine(a, lambda i: dy_phases[i], down)
     dm = xp.empty((alpha, alpha, n, rows, tw, o), dtype=dy_phases.dtype)
-    for xi in range(alpha):
-        combine(a, lambda j: down[xi, j], dm[xi])
+    combine(a, lambda j: down[:, j], dm.swapaxes(0, 1))  # every row xi at once
     return dm.reshape(alpha * alpha, n * rows * tw, o)
 
 
