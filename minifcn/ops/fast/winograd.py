@@ -334,12 +334,17 @@ def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     return dweight.reshape(o, c, 3, 3)
 
 
-def input_grad(dy, weight, stride, padded_hw, tiles=TILES):
-    """dxpad (N, C, Hp, Wp): dy (N, O, OH, OW) padded by 2, correlated with the kernel flipped in both
-    directions and its channel axes swapped (C, O, 3, 3), by ``forward``."""
+def _correlate_flipped(dy, weight, padding, out_hw, tiles):
+    """dy (N, O, OH, OW) padded by ``padding``, correlated with the kernel flipped in both directions
+    and its channel axes swapped (C, O, 3, 3), by ``forward``: (N, C, *out_hw)."""
     xp = get_array_module(dy, weight)
     flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return forward(prepare(dy, (2, 2), tiles), flipped, stride, padded_hw, tiles)
+    return forward(prepare(dy, padding, tiles), flipped, (1, 1), out_hw, tiles)
+
+
+def input_grad(dy, weight, stride, padded_hw, tiles=TILES):
+    """dxpad (N, C, Hp, Wp): the full correlation of dy (N, O, OH, OW), padded by 2, with the flipped kernel."""
+    return _correlate_flipped(dy, weight, (2, 2), padded_hw, tiles)
 
 
 def gradients(phases, dy, weight, padding, input_hw, tiles=TILES):
@@ -355,8 +360,6 @@ def gradients(phases, dy, weight, padding, input_hw, tiles=TILES):
     """
     if max(padding) > 2:
         return None
-    xp = get_array_module(dy, weight)
     dweight = weight_grad(phases, dy, (3, 3), (1, 1), tiles)
-    flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    dx = forward(prepare(dy, (2 - padding[0], 2 - padding[1]), tiles), flipped, (1, 1), input_hw, tiles)
+    dx = _correlate_flipped(dy, weight, (2 - padding[0], 2 - padding[1]), input_hw, tiles)
     return dx, dweight
