@@ -14,8 +14,7 @@ what they copy besides the matrix product and in how much memory that copy takes
 5. a kernel nearly as wide as the map (fc6's 7x7 on a small pool5): ``im2col``, because ``stacked``
    would compute mostly wrap-around columns;
 6. the image layer of a single image: ``im2col``, whose product is already the output;
-7. few channels, not growing, and one image's column matrix too large for the caches to help:
-   ``shift``; otherwise ``stacked``.
+7. otherwise ``stacked``.
 
 A transposed convolution (``choose_transposed_method``) whose kernel is a whole multiple of its stride
 (FCN's upsamplings) takes ``subpixel`` on an output of SUBPIXEL_MIN_PIXELS or more: a stride-1
@@ -73,9 +72,10 @@ WINOGRAD_MAX_BLAS_THREADS = 1
 WINOGRAD_SPLIT_MIN_CHANNELS = 64
 WINOGRAD_SPLIT_MIN_PIXELS = 2500
 
-# A column matrix (im2col's or stacked's) costs C*kh*kw times the input's memory. Above this size its
-# page faults and memory traffic cost more than the kh*kw separate products of ``shift`` that need no
-# copy. Set by: --cases layers --layers conv1_2,conv2_2 (the 500x500 maps, about a gigabyte of columns).
+# A column matrix costs C*kh*kw times the input's memory. Above this size, built whole, its page
+# faults and memory traffic cost more than the kh*kw separate products of ``shift`` that need no copy.
+# Set by: --cases layers --layers conv1_2,conv2_2 (the 500x500 maps, about a gigabyte of columns),
+# with ``stacked`` building a whole image's columns at once; in bands of rows it is not yet timed there.
 IM2COL_MAX_BYTES = 64 * 2**20
 
 # ``stacked`` computes kw - 1 wrap-around columns in every row of Wp (the padded width) and throws them
@@ -83,19 +83,14 @@ IM2COL_MAX_BYTES = 64 * 2**20
 # Set by: --cases small and --cases layers --layers fc6 (fc6's 7x7 kernel on 3x3 to 16x16 maps).
 STACKED_MAX_WASTE = 0.25
 
-# ``stacked`` builds its column matrix a block of images at a time (``stacked.BLOCK_BYTES``), at least
-# one image's; ``shift`` adds up kh*kw products of O rows each and builds none. With at most
-# SHIFT_MAX_CHANNELS input channels and no more output channels than input ones (products thin enough
-# that the copies count), stacked is the faster on small maps and shift on large ones, and shift
-# needs less memory. The default model's training step (two threads of 4 images, forward+backward):
-# with conv1_2 (5.4 MB of columns an image) on shift and conv2_2 (2.8 MB) and conv3_x (1.4 MB) on
-# stacked, 107.1 ms and 106 MiB against 108.2 ms and 109 MiB with conv1_2 on stacked too. Each layer
-# on 4 images, forward+backward, stacked's time over shift's: on one core alone conv1_2 0.92x,
-# conv2_2 0.91x, conv3_2 1.02x; on both cores at once (as data_parallel's parts run them) 0.98x,
-# 0.92x and 1.01x.
-# Set by: --cases small (alternating the settings) and --cases small-layers --threads 1.
-SHIFT_MAX_CHANNELS = 64
-STACKED_MAX_IMAGE_BYTES = 4 * 2**20
+# Below IM2COL_MAX_BYTES of columns, ``stacked`` (its column matrix built in blocks of at most
+# ``stacked.BLOCK_BYTES``, bands of an image's rows where one image's columns are larger) is faster
+# than ``shift`` also with few channels on the larger maps, where its backward pass reads each block
+# for both products while it is in the caches. Forward+backward on one core, caches flushed between
+# passes, shift's time then stacked's (ms): 4 images of 16 -> 16 channels at 96x96 (the default
+# model's conv1_2) 14.3 and 12.1, of 32 -> 32 at 48x48 (conv2_2) 10.9 and 9.9; one image of 32 -> 32
+# at 96x96 11.6 and 10.8, of 64 -> 64 at 96x96 32.7 and 30.2.
+# Set by: those shapes timed with conv2d(..., method=...), and --cases small, old and new alternating.
 
 
 def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, xp=np):
@@ -132,8 +127,7 @@ def choose_method(x_shape, kernel, stride, out_hw, itemsize, out_channels=None, 
         # (O, N*OH*OW) is already the output, while stacked must copy O wide rows out of its product.
         # Set by: --cases layers --layers conv1_1 and --cases camvid.
         return "im2col"
-    few_channels = c <= SHIFT_MAX_CHANNELS and (out_channels is None or out_channels <= c)
-    return "shift" if few_channels and column_bytes > n * STACKED_MAX_IMAGE_BYTES else "stacked"
+    return "stacked"
 
 
 # ``subpixel`` makes a few more NumPy calls than im2col (the phase weight, the padding, the shuffle)

@@ -14,7 +14,6 @@ from threadpoolctl import ThreadpoolController
 from minifcn.ops.fast import choose
 from minifcn.ops.fast.choose import (
     IM2COL_MAX_BYTES,
-    STACKED_MAX_IMAGE_BYTES,
     STACKED_MAX_WASTE,
     WINOGRAD_MAX_BLAS_THREADS,
     WINOGRAD_MIN_CHANNELS,
@@ -48,10 +47,10 @@ NAMED_SHAPES = {
     # The image layer of one image: im2col, whose product is already the output; on a batch, stacked.
     "conv1_1-one-image-360x480": ((1, 3, 362, 482), (3, 3), (1, 1), (360, 480), 64, "im2col"),
     "conv1_1-default-model": ((8, 3, 98, 98), (3, 3), (1, 1), (96, 96), 16, "stacked"),
-    # The default model's trunk, a part's 4 images of 96x96: shift for few, not growing channels
-    # where one image's columns are large (conv1_2: 5.4 MB), stacked below (conv2_2: 2.7 MB), winograd
-    # from 64 channels on both sides (conv3_2 to conv4_3), stacked on the 6x6 maps of conv5.
-    "conv1_2-default-model": ((4, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "shift"),
+    # The default model's trunk, a part's 4 images of 96x96: stacked below 64 channels (conv1_2's 5.4
+    # MB of columns an image in bands of rows), winograd from 64 channels on both sides (conv3_2 to
+    # conv4_3), stacked on the 6x6 maps of conv5.
+    "conv1_2-default-model": ((4, 16, 98, 98), (3, 3), (1, 1), (96, 96), 16, "stacked"),
     "conv2_1-default-model": ((4, 16, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
     "conv2_2-default-model": ((4, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
     "conv3_1-default-model": ((4, 32, 26, 26), (3, 3), (1, 1), (24, 24), 64, "stacked"),
@@ -59,9 +58,10 @@ NAMED_SHAPES = {
     "conv4_1-default-model": ((4, 64, 14, 14), (3, 3), (1, 1), (12, 12), 128, "winograd"),
     "conv4_2-default-model": ((4, 128, 14, 14), (3, 3), (1, 1), (12, 12), 128, "winograd"),
     "conv5_1-default-model": ((4, 128, 8, 8), (3, 3), (1, 1), (6, 6), 128, "stacked"),
-    # One image of 32 channels at 48x48 (2.7 MB of columns): stacked; of 32 at 96x96 (10.6 MB): shift.
+    # One image of 32 channels at 48x48 (2.7 MB of columns) and at 96x96 (10.6 MB): stacked, below
+    # IM2COL_MAX_BYTES.
     "32-channels-48x48-one-image": ((1, 32, 50, 50), (3, 3), (1, 1), (48, 48), 32, "stacked"),
-    "32-channels-96x96-one-image": ((1, 32, 98, 98), (3, 3), (1, 1), (96, 96), 32, "shift"),
+    "32-channels-96x96-one-image": ((1, 32, 98, 98), (3, 3), (1, 1), (96, 96), 32, "stacked"),
     # From 64 channels, a 3x3 kernel: winograd, also where the column matrix would send it to shift
     # (CamVid's conv3_2: 256 * 9 * 90 * 120 floats = 100 MB; a 500x500 image's conv1_2: 1.1 GB).
     "conv1_2-500x500": ((1, 64, 700, 700), (3, 3), (1, 1), (698, 698), None, "winograd"),
@@ -103,14 +103,13 @@ def test_waste_threshold():
     assert choose_method((2, 128, out + 3, width - 1), (5, 5), (1, 1), (out - 1, out - 1), 4, 128) == "im2col"
 
 
-def test_shift_above_one_images_stacked_bytes():
-    """16 -> 16 channels on one row of output pixels: shift where one image's column matrix is above
-    STACKED_MAX_IMAGE_BYTES, stacked at it, whatever the batch (below IM2COL_MAX_BYTES in all)."""
-    pixels = STACKED_MAX_IMAGE_BYTES // (16 * 9 * 4)  # one image's column bytes exactly at the limit
-    for images in (1, 3):
-        assert choose_method((images, 16, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 16) == "stacked"
-        assert choose_method((images, 16, 3, pixels + 3), (3, 3), (1, 1), (1, pixels + 1), 4, 16) == "shift"
-    assert 3 * (pixels + 1) * 16 * 9 * 4 <= IM2COL_MAX_BYTES
+def test_few_channels_shift_only_above_the_column_bytes_threshold():
+    """16 -> 16 channels, too few for winograd: stacked up to IM2COL_MAX_BYTES of columns for the
+    batch, however large one image's share, shift above it."""
+    pixels = IM2COL_MAX_BYTES // (16 * 9 * 4)  # the batch's column bytes exactly at the limit
+    assert choose_method((1, 16, 3, pixels + 2), (3, 3), (1, 1), (1, pixels), 4, 16) == "stacked"
+    assert choose_method((1, 16, 3, pixels + 3), (3, 3), (1, 1), (1, pixels + 1), 4, 16) == "shift"
+    assert choose_method((2, 16, 3, pixels // 2 + 3), (3, 3), (1, 1), (1, pixels // 2 + 1), 4, 16) == "shift"
 
 
 def test_winograd_channel_threshold():
