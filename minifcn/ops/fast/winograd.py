@@ -62,8 +62,9 @@ The three passes, each on what ``prepare`` gives (the padded input, split into s
 - ``forward``: as above;
 - ``input_grad``: dx is a "full" correlation of dy (padded by 2 on every side) with the kernel
   flipped in both directions and its channel axes swapped, which is again a 3x3 stride-1
-  convolution, so it is ``forward`` on those (``gradients``, both gradients at once, computes only
-  the cells of the input inside its padding);
+  convolution. The flipped kernel's transform is the kernel's own with its tile positions reordered,
+  so the same products with U, on tiles transformed in that order (``flipped_tiles``), compute it
+  (``gradients``, both gradients at once, computes only the cells of the input inside its padding);
 - ``weight_grad``: the adjoint of the forward pass with respect to the kernel. Y = A^T [U * V] A is
   linear in U = G g G^T, so dU[xi, nu] = sum over tiles of (A dY A^T)[xi, nu] * V[xi, nu], again 16
   matrix products dM^T (O, P) @ V (P, C) summed over tiles and images, and dg = G^T dU G. This is the
@@ -267,12 +268,18 @@ def row_parts(th, xp):
 
 def forward(phases, weight, stride, out_hw, tiles=TILES):
     """y (N, O, OH, OW) from the prepared input (``prepare``) and weight (O, C, 3, 3)."""
-    xp = get_array_module(phases, weight)
+    u_t = transform_weight(weight, tiles).transpose(0, 2, 1)  # (alpha^2, C, O), a view
+    return _convolve(phases, u_t, out_hw, tiles)
+
+
+def _convolve(phases, right, out_hw, tiles):
+    """y (N, O, OH, OW) from the prepared input and ``right`` (alpha^2, C, O), the matrices the
+    transformed tiles are multiplied by: M = V @ right, y = A^T M A."""
+    xp = get_array_module(phases, right)
     m = tiles.m
     n, c = phases.shape[2], phases.shape[-1]
-    o = weight.shape[0]
+    o = right.shape[2]
     th, tw = tile_counts(out_hw, tiles)
-    u_t = transform_weight(weight, tiles).transpose(0, 2, 1)  # (alpha^2, C, O), a view
     y = xp.empty((n, o, th * m, tw * m), dtype=phases.dtype)
     most_rows = band_rows(tiles, max(c, o), n, tw, phases.itemsize)
 
@@ -280,7 +287,7 @@ def forward(phases, weight, stride, out_hw, tiles=TILES):
         for first, rows in bands(*part, most_rows):
             v = transform_input(phases[:, :, :, first : first + rows + 1], (rows, tw), tiles)  # (a^2, P, C)
             band = xp.empty((n, rows, m, tw, m, o), dtype=phases.dtype)  # channels last, as the products come
-            transform_output(xp.matmul(v, u_t), band, tiles)
+            transform_output(xp.matmul(v, right), band, tiles)
             band_map = band.reshape(n, rows * m, tw * m, o)
             y[:, :, first * m : (first + rows) * m] = band_map.transpose(0, 3, 1, 2)  # laid out channels first
 
@@ -334,12 +341,49 @@ def weight_grad(phases, dy, kernel, stride, tiles=TILES):
     return dweight.reshape(o, c, 3, 3)
 
 
+def flipped_tiles(tiles):
+    """Tiles that compute, with the kernel's own transform U, the correlation with the kernel flipped in
+    both directions; None where there are none.
+
+    Flipping a kernel g is J g J, J the reversal. Where reversing G's columns only reorders and scales
+    its rows, G J = P G for P with one non-zero s_i at (i, p(i)) in each row, the flipped kernel's
+    transform is P U P^T: position (xi, nu) holds s_xi s_nu U[p(xi), p(nu)]. Take position a of the
+    new tiles to be position q(a) = p^-1(a) of the old, scaled by s_q(a), for the input (B^T's rows)
+    and the output (A^T's columns): then every product multiplies by U[a, b] itself. For F(2x2, 3x3)
+    P swaps positions 0 and 3; F(4x4, 3x3)'s points are not symmetric that way, so it has none.
+    Used by the input gradient: the flipped kernel is never built, and its products read U as
+    the forward pass computes it, (O, C) matrices, the layout BLAS reads fastest."""
+    order, scales = [], []
+    for row in tiles.G[:, ::-1]:
+        match = [(j, row[np.argmax(np.abs(other))] / other[np.argmax(np.abs(other))])
+                 for j, other in enumerate(tiles.G)]
+        match = [(j, scale) for j, scale in match if scale != 0 and np.allclose(row, scale * tiles.G[j])]
+        if not match:
+            return None
+        order.append(match[0][0])
+        scales.append(match[0][1])
+    if sorted(order) != list(range(len(order))):
+        return None
+    inverse = np.argsort(order)  # q = p^-1
+    return tiles._replace(B_T=np.asarray(scales)[inverse, None] * tiles.B_T[inverse], A_T=tiles.A_T[:, inverse])
+
+
+# flipped_tiles of each Tiles used so far, by id (the Tiles kept alongside, so the id stays its own):
+# finding the order takes longer than a small layer's products.
+_FLIPPED = {}
+
+
 def _correlate_flipped(dy, weight, padding, out_hw, tiles):
     """dy (N, O, OH, OW) padded by ``padding``, correlated with the kernel flipped in both directions
-    and its channel axes swapped (C, O, 3, 3), by ``forward``: (N, C, *out_hw)."""
+    and its channel axes swapped (C, O, 3, 3): (N, C, *out_hw)."""
     xp = get_array_module(dy, weight)
-    flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    return forward(prepare(dy, padding, tiles), flipped, (1, 1), out_hw, tiles)
+    if id(tiles) not in _FLIPPED:
+        _FLIPPED[id(tiles)] = (tiles, flipped_tiles(tiles))
+    flipped = _FLIPPED[id(tiles)][1]
+    if flipped is None:
+        swapped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return forward(prepare(dy, padding, tiles), swapped, (1, 1), out_hw, tiles)
+    return _convolve(prepare(dy, padding, flipped), transform_weight(weight, tiles), out_hw, flipped)
 
 
 def input_grad(dy, weight, stride, padded_hw, tiles=TILES):

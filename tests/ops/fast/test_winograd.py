@@ -65,6 +65,25 @@ def test_kernel_transform_is_g_g_gt(tiles):
             np.testing.assert_allclose(u[:, :, o, c], tiles.G @ weight[o, c] @ tiles.G.T, atol=1e-12)
 
 
+def test_flipped_tiles_correlate_with_the_flipped_kernel():
+    """F(2x2, 3x3)'s flipped tiles, with the kernel's own transform G g G^T, give the outputs of one
+    tile correlated with the kernel turned by 180 degrees (in 1-D and in 2-D); F(4x4, 3x3) has none,
+    and its input gradient flips the kernel itself (its passes are held to the reference below)."""
+    flipped = winograd.flipped_tiles(F2x2_3x3)
+    np.testing.assert_array_equal(flipped.B_T, F2x2_3x3.B_T[[3, 1, 2, 0]])
+    rng = np.random.default_rng(3)
+    d, g = rng.standard_normal(4), rng.standard_normal(3)
+    np.testing.assert_allclose(flipped.A_T @ ((F2x2_3x3.G @ g) * (flipped.B_T @ d)), correlate_1d(d, g[::-1]),
+                               atol=1e-12)
+    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    u = F2x2_3x3.G @ g @ F2x2_3x3.G.T
+    y = flipped.A_T @ (u * (flipped.B_T @ d @ flipped.B_T.T)) @ flipped.A_T.T
+    turned = g[::-1, ::-1]
+    np.testing.assert_allclose(y, [[np.sum(d[i : i + 3, j : j + 3] * turned) for j in range(2)] for i in range(2)],
+                               atol=1e-12)
+    assert winograd.flipped_tiles(F4x4_3x3) is None
+
+
 @pytest.mark.parametrize("padding", [(0, 0), (1, 1), (2, 3)])
 @BOTH_TILES
 def test_stride_phases_are_the_padded_input(tiles, padding):
