@@ -357,17 +357,22 @@ def flipped_tiles(tiles):
     the forward pass computes it, (O, C) matrices, the layout BLAS reads fastest."""
     order, scales = [], []
     for row in tiles.G[:, ::-1]:
-        match = [(j, row[np.argmax(np.abs(other))] / other[np.argmax(np.abs(other))])
-                 for j, other in enumerate(tiles.G)]
-        match = [(j, scale) for j, scale in match if scale != 0 and np.allclose(row, scale * tiles.G[j])]
-        if not match:
+        found = [(j, scale) for j, scale in enumerate(_multiple(row, other) for other in tiles.G) if scale]
+        if not found:
             return None
-        order.append(match[0][0])
-        scales.append(match[0][1])
+        order.append(found[0][0])
+        scales.append(found[0][1])
     if sorted(order) != list(range(len(order))):
         return None
     inverse = np.argsort(order)  # q = p^-1
     return tiles._replace(B_T=np.asarray(scales)[inverse, None] * tiles.B_T[inverse], A_T=tiles.A_T[:, inverse])
+
+
+def _multiple(row, other):
+    """s where ``row`` is s times ``other`` (s not 0), else 0."""
+    largest = np.argmax(np.abs(other))
+    scale = row[largest] / other[largest]
+    return scale if scale != 0 and np.allclose(row, scale * other) else 0.0
 
 
 # flipped_tiles of each Tiles used so far, by id (the Tiles kept alongside, so the id stays its own):
